@@ -1,0 +1,47 @@
+"""Exceptions.  Every message names the field, the value and the rule, on one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MISSING", "ConfigError", "InputError", "ProtocolError", "SSPSimError"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+"""The value shown for a required field that is absent."""
+
+
+class SSPSimError(Exception):
+    """Base class of every error sspsim raises on purpose."""
+
+
+class InputError(SSPSimError, ValueError):
+    """Input that sspsim cannot use: a config, a trace file, a run directory, a command line.
+
+    ``field``, ``value`` and ``rule`` are kept so tests and tools can assert on the pieces;
+    ``str(error)`` is the one line a user sees.
+    """
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        self.field = field
+        self.value = value
+        self.rule = rule
+        super().__init__(f"{field} = {_show(value)}: {rule}")
+
+
+class ConfigError(InputError):
+    """A configuration value breaks a rule."""
+
+
+class ProtocolError(SSPSimError, RuntimeError):
+    """A backend asked the SSP controller for something the protocol forbids (a bug, not bad input)."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

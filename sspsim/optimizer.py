@@ -1,0 +1,76 @@
+"""SGD step sizes and worker-side momentum.
+
+The update of worker p at iteration c is ``u = -eta * d`` where ``d`` is the worker's
+direction (its minibatch gradient, or a heavy-ball average of them) and ``eta`` is chosen by
+the server when it applies the update:
+
+* ``constant``: eta_t = lr;
+* ``inv_sqrt``: eta_t = lr / sqrt(t), t = P (c - 1) + p + 1 the update's index in the
+  round-robin reference order (Ho et al. 2013, Theorem 1; reference/theorems.md §3);
+* ``staleness_aware``: eta is further divided by max(1, tau), tau the number of updates
+  applied between the read and this commit (Zhang, Gupta, Lian & Liu 2016, arXiv 1511.05950).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sspsim.config import OptimizerConfig
+
+__all__ = ["Momentum", "StepSize", "round_robin_index"]
+
+
+def round_robin_index(worker: int, clock: int, workers: int) -> int:
+    """Index t = P (c - 1) + p + 1 of update (p, c) in the serial reference order (1-based).
+
+    >>> [round_robin_index(p, c, workers=3) for c in (1, 2) for p in range(3)]
+    [1, 2, 3, 4, 5, 6]
+    """
+    return workers * (clock - 1) + worker + 1
+
+
+@dataclass(frozen=True)
+class StepSize:
+    """eta(t, tau) as configured by ``[optimizer]``."""
+
+    lr: float
+    schedule: str = "inv_sqrt"
+    staleness_aware: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: OptimizerConfig) -> StepSize:
+        return cls(lr=cfg.lr, schedule=cfg.schedule, staleness_aware=cfg.staleness_aware)
+
+    def __call__(self, t: int, update_staleness: int) -> float:
+        """Step for the update with round-robin index ``t`` and update staleness ``update_staleness``.
+
+        >>> StepSize(0.5, "inv_sqrt")(4, 0)
+        0.25
+        >>> StepSize(0.5, "constant", staleness_aware=True)(4, 5)
+        0.1
+        """
+        eta = self.lr if self.schedule == "constant" else self.lr / math.sqrt(t)
+        if self.staleness_aware and update_staleness > 1:
+            eta /= update_staleness
+        return eta
+
+
+class Momentum:
+    """Worker-side heavy ball: d_c = g_c + beta d_{c-1} (beta = 0: plain SGD, d = g).
+
+    Kept at the worker, so the server stays a plain adder of updates and every read is
+    x0 plus a sum of update vectors (the decomposition the theorem checks replay).
+    """
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self._d: np.ndarray | None = None
+
+    def direction(self, grad: np.ndarray) -> np.ndarray:
+        if self.beta == 0.0:
+            return grad
+        self._d = grad if self._d is None else grad + self.beta * self._d
+        return self._d

@@ -1,0 +1,181 @@
+"""The parameter server's logic, without time: gate, reads under a read policy, commits.
+
+Both backends drive one :class:`ParameterServer`: the SimPy engine at simulated instants, the
+real backend's rank 0 when messages arrive.  It asks :class:`~sspsim.ssp.ClockTable` who may
+proceed and decides what a read contains (DESIGN §Semantics):
+
+* ``eager``: everything committed so far (the read set is a prefix of the commit order);
+* ``lazy``: exactly what the guarantee forces, every update of clocks <= c - 1 - s plus the
+  reader's own (the SSP-legal worst case of Ho et al. 2013);
+* ``push``: ESSP (Dai et al. 2015): the server pushes each completed clock to every worker, so
+  a read holds every update of clocks <= the slowest committed clock, plus the reader's own.
+
+Staleness is recorded two ways: in clocks, ``(c - 1) - visible_clock`` (bounded by s), and in
+updates, the number of updates applied before this one's commit that its read missed (the
+delay tau of asynchronous-SGD theory; mean P - 1 for ASP, reference/theorems.md §7.4).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from sspsim.optimizer import StepSize, round_robin_index
+from sspsim.ssp import ClockTable, Decision, Staleness, guaranteed_clock
+
+__all__ = ["Commit", "ParameterServer", "Read"]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one read returned.
+
+    ``params`` is None for timing-only problems.  The read set is either the first
+    ``prefix`` updates in commit order (eager; ``cutoff = -1``), or every update of clocks
+    <= ``cutoff`` plus the reader's own (lazy, push; ``prefix = -1``).
+    """
+
+    iteration: int
+    params: np.ndarray | None
+    visible_clock: int
+    staleness: int
+    updates: int
+    prefix: int
+    cutoff: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one commit did: its index in commit order (1-based), the update staleness tau,
+    the step eta, the applied update (None without math), and the workers it released."""
+
+    index: int
+    update_staleness: int
+    step: float
+    update: np.ndarray | None
+    released: tuple[int, ...]
+    completed: int | None  # the new slowest clock, when this commit advanced it
+
+
+class ParameterServer:
+    """x = x0 + every committed update, the clock table, and the snapshots a read policy needs."""
+
+    def __init__(
+        self,
+        x0: np.ndarray | None,
+        *,
+        workers: int,
+        staleness: Staleness,
+        read_policy: str,
+        step: StepSize,
+    ) -> None:
+        self.table = ClockTable(workers, staleness)
+        self.workers = workers
+        self.staleness = staleness
+        self.policy = read_policy
+        self.step = step
+        self.commits = 0
+        self.x = None if x0 is None else np.array(x0, dtype=float)
+        self._read_updates = [0] * workers
+        math_ = self.x is not None
+        # lazy and push: snapshots of complete clocks, per-clock sums of clocks in progress,
+        # and each worker's own updates that the newest snapshot it may be served lacks.
+        self._keeps_own = math_ and read_policy in ("lazy", "push")
+        if self._keeps_own:
+            assert self.x is not None
+            self._snap: dict[int, np.ndarray] = {0: self.x.copy()}
+            self._pending: dict[int, np.ndarray] = {}
+            self._own: list[deque[tuple[int, np.ndarray]]] = [deque() for _ in range(workers)]
+            self._own_sum = [np.zeros_like(self.x) for _ in range(workers)]
+
+    # -- gate ----------------------------------------------------------------------------
+    def admit(self, worker: int) -> Decision:
+        """Proceed or Wait, from the shared controller."""
+        return self.table.admit(worker)
+
+    def hold(self, worker: int) -> None:
+        """Queue ``worker`` at the gate until a commit releases it."""
+        self.table.hold(worker)
+
+    # -- reads ---------------------------------------------------------------------------
+    def read(self, worker: int) -> Read:
+        """Begin ``worker``'s next iteration (the gate must be open) and serve its read."""
+        table = self.table
+        table.begin(worker)
+        c = table.clock(worker) + 1
+        if self.policy == "eager":
+            cutoff, prefix = -1, self.commits
+            visible = table.min_clock
+            updates = self.commits
+            params = None if self.x is None else self.x.copy()
+        else:
+            if self.policy == "lazy":
+                cutoff = max(0, int(guaranteed_clock(c, self.staleness)))
+            else:
+                cutoff = table.min_clock
+            prefix = -1
+            visible = c - 1 if self.workers == 1 else cutoff
+            updates = (self.workers - 1) * cutoff + (c - 1)
+            params = self._compose(worker, cutoff) if self._keeps_own else None
+        self._read_updates[worker] = updates
+        return Read(c, params, visible, c - 1 - visible, updates, prefix, cutoff)
+
+    def _compose(self, worker: int, cutoff: int) -> np.ndarray:
+        """Snapshot of clocks <= cutoff plus the worker's own later updates."""
+        params = self._snap[cutoff].copy()
+        own = self._own[worker]
+        if self.policy == "push":
+            params += self._own_sum[worker]  # exactly the own updates of clocks > min clock
+        else:
+            for clock, u in own:
+                if clock > cutoff:
+                    params += u
+        return params
+
+    # -- commits -------------------------------------------------------------------------
+    def commit(self, worker: int, direction: np.ndarray | None) -> Commit:
+        """Apply ``worker``'s update ``-eta * direction`` and advance its clock."""
+        table = self.table
+        c = table.clock(worker) + 1
+        self.commits += 1
+        index = self.commits
+        tau = index - 1 - self._read_updates[worker]
+        eta = self.step(round_robin_index(worker, c, self.workers), tau)
+        update = None
+        if self.x is not None and direction is not None:
+            update = -eta * direction
+            self.x += update
+            if self._keeps_own:
+                self._remember(worker, c, update)
+        old_min = table.min_clock
+        released = table.commit(worker)
+        completed = table.min_clock if table.min_clock != old_min else None
+        if completed is not None and self._keeps_own:
+            self._complete(completed)
+        return Commit(index, tau, eta, update, released, completed)
+
+    def _remember(self, worker: int, clock: int, update: np.ndarray) -> None:
+        pending = self._pending.get(clock)
+        if pending is None:
+            self._pending[clock] = update.copy()
+        else:
+            pending += update
+        own = self._own[worker]
+        own.append((clock, update))
+        if self.policy == "push":
+            self._own_sum[worker] += update
+        elif len(own) > self.staleness:  # lazy reads need only the last s own updates
+            own.popleft()
+
+    def _complete(self, clock: int) -> None:
+        """Clock ``clock`` is now complete everywhere: snapshot it, drop what no read needs."""
+        self._snap[clock] = self._snap[clock - 1] + self._pending.pop(clock)
+        oldest = clock - (0 if self.policy == "push" else int(self.staleness))
+        for k in [k for k in self._snap if k < oldest]:
+            del self._snap[k]
+        if self.policy == "push":
+            for p, own in enumerate(self._own):
+                while own and own[0][0] <= clock:
+                    self._own_sum[p] -= own.popleft()[1]

@@ -1,0 +1,153 @@
+"""The SimPy engine: workers as processes around one :class:`~sspsim.server.ParameterServer`.
+
+One iteration of worker p (DESIGN §Semantics):
+
+1. ask the server's gate (the shared controller); if it says Wait, sleep until a commit
+   releases p;
+2. read the parameters (the read policy decides what the read holds); the pull travels for
+   ``latency + bytes/bandwidth``;
+3. compute for the drawn time X[p, c]: the minibatch gradient at the parameters read;
+4. push the update (another message cost); the server applies it, FIFO, taking
+   ``apply_time`` each: that instant is the **commit**.
+
+Simultaneous events: an eager or push read taken at instant a sees every commit at instant a,
+whatever order SimPy pops same-time events in (the read waits behind them with a lower
+priority), so reads are a function of the times alone and match the batch schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from sspsim.config import Config
+from sspsim.optimizer import Momentum, StepSize
+from sspsim.problems import Problem
+from sspsim.sampling import sample_indices
+from sspsim.server import ParameterServer
+from sspsim.ssp import Proceed
+from sspsim.sim.evaluate import Evaluator
+from sspsim.trace import Recording
+
+__all__ = ["Audit", "simulate_events"]
+
+_AFTER_SAME_TIME = 2  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
+
+
+class _Late(Event):
+    """An event that fires at the current instant, after every ordinary event of that instant."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, priority=_AFTER_SAME_TIME)
+
+
+class Audit:
+    """Read sets, parameters read and applied updates of every iteration (``[run] audit = true``)."""
+
+    def __init__(self, x0: np.ndarray, workers: int, clocks: int) -> None:
+        self.x0 = x0.copy()
+        shape = (workers, clocks)
+        self.params = np.zeros((*shape, x0.size))
+        self.update = np.zeros((*shape, x0.size))
+        self.prefix = np.zeros(shape, dtype=np.int64)
+        self.cutoff = np.zeros(shape, dtype=np.int64)
+
+
+def simulate_events(
+    config: Config,
+    problem: Problem,
+    compute: np.ndarray,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Recording, list[dict[str, float]], Audit | None]:
+    """Run the event simulation; return the recording, the evaluations and the audit log."""
+    workers, clocks = compute.shape
+    cost = config.network.message_cost(problem.n_params)
+    apply_time = config.network.apply_time
+    policy = config.consistency.read_policy
+    math_ = problem.has_math
+    x0 = problem.initial_params() if math_ else None
+    server = ParameterServer(
+        x0, workers=workers, staleness=config.consistency.staleness, read_policy=policy,
+        step=StepSize.from_config(config.optimizer),
+    )
+    env = simpy.Environment()
+    apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 else None
+    rec = Recording.empty(workers, clocks)
+    rec.compute[:] = compute
+    audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
+    evaluator = Evaluator(problem, config, clocks)
+    evaluator.record(server, 0.0)
+    gates: dict[int, Event] = {}
+    tie_sensitive = policy != "lazy"
+    seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
+    total = workers * clocks
+    tick = max(1, total // 200)
+    momentum_beta = config.optimizer.momentum
+
+    def worker(p: int):  # type: ignore[no-untyped-def]
+        momentum = Momentum(momentum_beta)
+        last_commit = 0.0
+        for c in range(1, clocks + 1):
+            if not isinstance(server.admit(p), Proceed):
+                server.hold(p)
+                gate = gates[p] = env.event()
+                yield gate
+            admitted = env.now
+            if tie_sensitive and env.peek() == admitted:
+                yield _Late(env)
+            read = server.read(p)
+            direction = None
+            if math_:
+                assert read.params is not None
+                loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
+                direction = momentum.direction(grad)
+                rec.loss[p, c - 1] = loss
+            yield env.timeout(cost + compute[p, c - 1] + cost)
+            if apply_queue is not None:
+                with apply_queue.request() as slot:
+                    yield slot
+                    yield env.timeout(apply_time)
+            done = server.commit(p, direction)
+            now = env.now
+            for q in done.released:
+                gates.pop(q).succeed()
+            i = c - 1
+            rec.admit[p, i] = admitted
+            rec.start[p, i] = admitted + cost
+            rec.commit[p, i] = now
+            rec.wait[p, i] = admitted - last_commit
+            rec.visible[p, i] = read.visible_clock
+            rec.read_updates[p, i] = read.updates
+            rec.commit_index[p, i] = done.index
+            rec.update_staleness[p, i] = done.update_staleness
+            if math_:
+                rec.step[p, i] = done.step
+            else:
+                rec.step[p, i] = np.nan
+            if audit is not None:
+                assert read.params is not None and done.update is not None
+                audit.params[p, i] = read.params
+                audit.update[p, i] = done.update
+                audit.prefix[p, i] = read.prefix
+                audit.cutoff[p, i] = read.cutoff
+            last_commit = now
+            if done.completed is not None:
+                evaluator.on_clock(server, done.completed, now)
+            if progress is not None and done.index % tick == 0:
+                progress(done.index, total)
+
+    for p in range(workers):
+        env.process(worker(p))
+    env.run()
+    if progress is not None:
+        progress(total, total)
+    if server.commits != total:  # pragma: no cover - would be a deadlock in the protocol
+        raise RuntimeError(f"simulation stalled after {server.commits} of {total} commits")
+    return rec, evaluator.rows, audit

@@ -1,0 +1,310 @@
+"""Worker speeds: how long one iteration's computation takes, in seconds.
+
+A speed model is a small frozen value with ``draw(rng, n)``.  :func:`compute_times` turns a
+model, persistent stragglers and transient slowdowns into the (workers x clocks) matrix of
+compute times that both simulator engines consume, so the event simulator and the batch
+schedule see *identical* draws.
+
+Randomness: one seed per run, one independent stream per worker
+(``SeedSequence(seed, spawn_key=(stream, worker))``), so adding a worker does not change the
+other workers' draws, and the transient slowdowns have streams of their own so switching
+them on does not change the base times.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from sspsim.errors import MISSING, ConfigError, InputError
+
+__all__ = [
+    "Constant",
+    "Exponential",
+    "LogNormal",
+    "Pareto",
+    "ShiftedExponential",
+    "SpeedModel",
+    "Straggler",
+    "TraceTimes",
+    "Transient",
+    "Uniform",
+    "compute_times",
+    "parse_speed",
+    "read_times_csv",
+    "speed_to_dict",
+]
+
+SPEED_STREAM = 0
+TRANSIENT_STREAM = 1
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Every iteration takes ``value`` seconds."""
+
+    value: float
+    kind = "constant"
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        del rng
+        return np.full(n, self.value)
+
+
+@dataclass(frozen=True)
+class Exponential:
+    """Exponential times with the given ``mean`` (memoryless: Dutta et al. 2018's main model)."""
+
+    mean: float
+    kind = "exponential"
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.exponential(self.mean, n)
+
+
+@dataclass(frozen=True)
+class ShiftedExponential:
+    """``shift + Exp(mean)``: a fixed minimum plus an exponential tail (Dutta et al. 2018)."""
+
+    shift: float
+    mean_excess: float
+    kind = "shifted_exponential"
+
+    @property
+    def mean(self) -> float:
+        return self.shift + self.mean_excess
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.shift + rng.exponential(self.mean_excess, n)
+
+
+@dataclass(frozen=True)
+class LogNormal:
+    """Log-normal times with the given ``mean`` of the time and ``sigma`` of its logarithm."""
+
+    mean: float
+    sigma: float
+    kind = "lognormal"
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        mu = math.log(self.mean) - self.sigma**2 / 2.0
+        return rng.lognormal(mu, self.sigma, n)
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """Pareto (type I) times: minimum ``scale``, tail index ``alpha`` (mean alpha*scale/(alpha-1))."""
+
+    alpha: float
+    scale: float
+    kind = "pareto"
+
+    @property
+    def mean(self) -> float:
+        return math.inf if self.alpha <= 1 else self.alpha * self.scale / (self.alpha - 1)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.scale * (1.0 + rng.pareto(self.alpha, n))
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Uniform times on [low, high]."""
+
+    low: float
+    high: float
+    kind = "uniform"
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2.0
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.uniform(self.low, self.high, n)
+
+
+@dataclass(frozen=True)
+class TraceTimes:
+    """Compute times replayed from a CSV: one row per worker, one column per clock, seconds."""
+
+    file: Path
+    times: np.ndarray = field(repr=False, compare=False)
+    kind = "trace"
+
+    @property
+    def mean(self) -> float:
+        return float(self.times.mean())
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:  # pragma: no cover - not used
+        raise TypeError("trace-driven times are read per worker, not drawn")
+
+
+SpeedModel: TypeAlias = "Constant | Exponential | ShiftedExponential | LogNormal | Pareto | Uniform | TraceTimes"
+
+
+@dataclass(frozen=True)
+class Straggler:
+    """Worker ``worker`` is ``slowdown`` times slower for the whole run."""
+
+    worker: int
+    slowdown: float
+
+
+@dataclass(frozen=True)
+class Transient:
+    """At each iteration, with ``probability``, a worker slows by ``factor`` for ``duration`` iterations.
+
+    Overlapping slowdowns do not compound: an iteration is either slowed (times ``factor``) or not.
+    """
+
+    probability: float
+    factor: float
+    duration: int
+
+
+def compute_times(
+    speed: SpeedModel,
+    *,
+    workers: int,
+    clocks: int,
+    seed: int,
+    stragglers: tuple[Straggler, ...] = (),
+    transient: Transient | None = None,
+) -> np.ndarray:
+    """The (workers x clocks) matrix of compute times, seconds.
+
+    Entry ``[p, c - 1]`` is worker p's time for iteration c: the model's draw (or the trace
+    value), times p's persistent slowdown, times ``factor`` where a transient slowdown is on.
+
+    >>> t = compute_times(Exponential(1.0), workers=3, clocks=4, seed=7)
+    >>> t.shape
+    (3, 4)
+    >>> bool((compute_times(Exponential(1.0), workers=2, clocks=4, seed=7) == t[:2]).all())
+    True
+    """
+    if isinstance(speed, TraceTimes):
+        times = np.array(speed.times[:workers, :clocks], dtype=float)
+    else:
+        times = np.empty((workers, clocks))
+        for p in range(workers):
+            times[p] = speed.draw(_stream(seed, SPEED_STREAM, p), clocks)
+    for s in stragglers:
+        times[s.worker] *= s.slowdown
+    if transient is not None and transient.probability > 0:
+        kernel = np.ones(transient.duration)
+        for p in range(workers):
+            starts = _stream(seed, TRANSIENT_STREAM, p).random(clocks) < transient.probability
+            slowed = np.convolve(starts, kernel)[:clocks] > 0
+            times[p, slowed] *= transient.factor
+    return times
+
+
+def _stream(seed: int, stream: int, worker: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, worker)))
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",),
+    "exponential": ("mean",),
+    "shifted_exponential": ("shift", "mean"),
+    "lognormal": ("mean", "sigma"),
+    "pareto": ("alpha", "scale"),
+    "uniform": ("low", "high"),
+    "trace": ("file",),
+}
+
+
+def parse_speed(raw: Any, where: str, base_dir: Path) -> SpeedModel:
+    """Build a speed model from its config table (``{kind = "exponential", mean = 1.0}``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(where, raw, 'must be a table such as { kind = "exponential", mean = 1.0 }')
+    kind = raw.get("kind")
+    if kind not in _KEYS:
+        raise ConfigError(f"{where}.kind", kind, f"must be one of {', '.join(_KEYS)}")
+    keys = _KEYS[kind]
+    for key in raw:
+        if key != "kind" and key not in keys:
+            raise ConfigError(f"{where}.{key}", raw[key], f"unknown key for kind {kind!r}; its keys are {', '.join(keys)}")
+    for key in keys:
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}", MISSING, f"required for kind {kind!r}")
+    if kind == "trace":
+        file = raw["file"]
+        if not isinstance(file, str):
+            raise ConfigError(f"{where}.file", file, "must be a path string")
+        path = (base_dir / file).resolve()
+        return TraceTimes(file=path, times=read_times_csv(path, f"{where}.file"))
+
+    def num(key: str, *, positive: bool = True, allow_zero: bool = False) -> float:
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{where}.{key}", v, "must be a finite number")
+        if positive and (v < 0 or (v == 0 and not allow_zero)):
+            raise ConfigError(f"{where}.{key}", v, "must be >= 0" if allow_zero else "must be > 0")
+        return float(v)
+
+    if kind == "constant":
+        return Constant(num("value", allow_zero=True))
+    if kind == "exponential":
+        return Exponential(num("mean"))
+    if kind == "shifted_exponential":
+        return ShiftedExponential(num("shift", allow_zero=True), num("mean"))
+    if kind == "lognormal":
+        return LogNormal(num("mean"), num("sigma", allow_zero=True))
+    if kind == "pareto":
+        return Pareto(num("alpha"), num("scale"))
+    low, high = num("low", allow_zero=True), num("high", allow_zero=True)
+    if high < low:
+        raise ConfigError(f"{where}.high", high, f"must be >= low = {low}")
+    return Uniform(low, high)
+
+
+def speed_to_dict(speed: SpeedModel) -> dict[str, Any]:
+    """The config table of a speed model (inverse of :func:`parse_speed`)."""
+    if isinstance(speed, TraceTimes):
+        return {"kind": "trace", "file": str(speed.file)}
+    if isinstance(speed, ShiftedExponential):
+        return {"kind": speed.kind, "shift": speed.shift, "mean": speed.mean_excess}
+    out: dict[str, Any] = {"kind": speed.kind}
+    for key in _KEYS[speed.kind]:
+        out[key] = getattr(speed, key)
+    return out
+
+
+def read_times_csv(path: Path, where: str) -> np.ndarray:
+    """Read a compute-time CSV: numbers only, one row per worker, equal row lengths, times >= 0.
+
+    Lines starting with ``#`` are comments.
+    """
+    if not path.is_file():
+        raise InputError(where, str(path), "file not found")
+    rows: list[list[float]] = []
+    with path.open(newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            try:
+                values = [float(cell) for cell in row]
+            except ValueError:
+                raise InputError(f"{path.name}:{lineno}", ",".join(row)[:60], "every cell must be a number of seconds") from None
+            if not all(math.isfinite(v) and v >= 0 for v in values):
+                raise InputError(f"{path.name}:{lineno}", ",".join(row)[:60], "times must be finite and >= 0")
+            if rows and len(values) != len(rows[0]):
+                raise InputError(
+                    f"{path.name}:{lineno}", f"{len(values)} columns", f"every row must have {len(rows[0])} columns like row 1"
+                )
+            rows.append(values)
+    if not rows:
+        raise InputError(where, str(path), "the CSV holds no rows")
+    return np.array(rows, dtype=float)

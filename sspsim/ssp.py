@@ -1,0 +1,231 @@
+"""The SSP controller: the one place where the Stale Synchronous Parallel rule lives.
+
+Convention (DESIGN §Semantics; Ho et al. 2013, rules 1-4, read in the NIPS paper as recalled in
+reference/theorems.md §1 [R]):
+
+* P workers; the *clock* ``c_p`` of worker p is the number of iterations it has **committed**
+  (the server has applied them).  Iterations are numbered 1, 2, 3, ...
+* **Gate.**  Worker p may *begin* iteration ``c = c_p + 1`` only if ``c_p - min_q c_q <= s``,
+  i.e. ``min_q c_q >= c - 1 - s``.  s = 0 is BSP, s = inf is ASP.  Right after a commit the
+  spread of committed clocks can momentarily be s + 1; no worker ever *begins* more than s
+  clocks ahead of the slowest committed clock.
+* **Read guarantee.**  The read for iteration c holds every update of every worker from
+  iterations <= c - 1 - s (the *guaranteed clock*), plus all of p's own earlier updates.
+* ``visible_clock`` of a read = min over workers q of the largest k such that q's updates
+  1..k are all in the read; ``staleness = (c - 1) - visible_clock`` and the guarantee says
+  ``staleness <= s``.
+
+The gate waits for exactly the clock the read guarantee needs: both are
+:func:`guaranteed_clock`.  Nothing in this module reads a clock, sleeps, or knows about
+SimPy or torch; the simulator and the real backend both ask it.
+
+:class:`ClockTable` finds the slowest clock without scanning the workers: it keeps a count
+of workers per clock value, and since clocks only grow by one the minimum only moves up,
+so each commit costs O(1) amortised (10,000 workers stay cheap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from sspsim.errors import ProtocolError
+
+__all__ = [
+    "INF",
+    "ClockTable",
+    "Decision",
+    "Proceed",
+    "Staleness",
+    "Wait",
+    "guaranteed_clock",
+    "may_begin",
+    "staleness_of",
+    "visible_clock",
+]
+
+Staleness: TypeAlias = "int | float"
+"""A staleness bound s: a non-negative int, or ``math.inf`` for ASP."""
+
+INF: Final = math.inf
+
+
+def guaranteed_clock(iteration, staleness):  # type: ignore[no-untyped-def]
+    """The clock ``c - 1 - s`` that a read for ``iteration`` must fully contain.
+
+    It is also the clock the slowest worker must have committed before ``iteration`` may
+    begin.  Works on ints and, element-wise, on numpy arrays (the batch schedule uses it).
+    Values below 1 mean "nothing is required".
+
+    >>> guaranteed_clock(5, 3)
+    1
+    >>> guaranteed_clock(5, 0)          # BSP: everything of the previous clock
+    4
+    >>> guaranteed_clock(5, INF)        # ASP: nothing
+    -inf
+    """
+    return iteration - 1 - staleness
+
+
+def may_begin(iteration: int, min_clock: int, staleness: Staleness) -> bool:
+    """Whether a worker may begin ``iteration`` when the slowest committed clock is ``min_clock``.
+
+    >>> may_begin(4, min_clock=0, staleness=3)   # 3 clocks ahead of the slowest: allowed
+    True
+    >>> may_begin(5, min_clock=0, staleness=3)   # 4 ahead: blocked
+    False
+    >>> may_begin(1, min_clock=0, staleness=0)   # everybody may begin iteration 1
+    True
+    """
+    return min_clock >= guaranteed_clock(iteration, staleness)
+
+
+def visible_clock(prefixes: Iterator[int] | list[int] | tuple[int, ...]) -> int:
+    """Min over workers of the largest k with that worker's updates 1..k all in the read.
+
+    ``prefixes[q]`` is that k for worker q.
+
+    >>> visible_clock([4, 2, 7])
+    2
+    """
+    return min(prefixes)
+
+
+def staleness_of(iteration: int, visible: int) -> int:
+    """Clock staleness of a read for ``iteration``: ``(iteration - 1) - visible_clock``.
+
+    >>> staleness_of(10, visible=6)
+    3
+    """
+    return iteration - 1 - visible
+
+
+@dataclass(frozen=True, slots=True)
+class Proceed:
+    """The gate is open: the worker may begin its next iteration now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The gate is closed until the slowest committed clock reaches ``min_clock``."""
+
+    min_clock: int
+
+
+Decision: TypeAlias = "Proceed | Wait"
+_PROCEED: Final = Proceed()
+
+
+class ClockTable:
+    """Committed clocks of P workers, the SSP gate, and the queue of workers held at it.
+
+    A worker's life is ``admit`` (ask), ``begin`` (start an iteration the gate allows),
+    ``commit`` (the server applied it).  A worker the gate holds calls ``hold``; the
+    ``commit`` that lifts the slowest clock far enough returns it as released.
+
+    >>> table = ClockTable(workers=2, staleness=0)
+    >>> table.begin(0); table.begin(1)
+    >>> table.commit(0)
+    ()
+    >>> table.admit(0)                  # BSP: worker 0 waits for worker 1's first commit
+    Wait(min_clock=1)
+    >>> table.hold(0)
+    >>> table.commit(1)                 # releases worker 0
+    (0,)
+    >>> table.min_clock, table.clock(0), table.clock(1)
+    (1, 1, 1)
+    """
+
+    __slots__ = ("_clocks", "_counts", "_held", "_min", "_max", "_running", "staleness", "workers")
+
+    def __init__(self, workers: int, staleness: Staleness) -> None:
+        if workers < 1:
+            raise ProtocolError(f"workers = {workers}: need at least one worker")
+        if staleness < 0:
+            raise ProtocolError(f"staleness = {staleness}: must be >= 0")
+        self.workers = workers
+        self.staleness = staleness
+        self._clocks = [0] * workers
+        self._counts: dict[int, int] = {0: workers}  # clock value -> how many workers hold it
+        self._min = 0
+        self._max = 0
+        self._running = [False] * workers
+        self._held: dict[int, list[int]] = {}  # required min clock -> workers held for it
+
+    # -- queries -----------------------------------------------------------------------
+    @property
+    def min_clock(self) -> int:
+        """The slowest committed clock, O(1)."""
+        return self._min
+
+    @property
+    def max_clock(self) -> int:
+        """The fastest committed clock, O(1)."""
+        return self._max
+
+    def clock(self, worker: int) -> int:
+        """Iterations ``worker`` has committed."""
+        return self._clocks[worker]
+
+    def clocks(self) -> tuple[int, ...]:
+        """All committed clocks (O(P): for tests and checkpoints, not for the hot path)."""
+        return tuple(self._clocks)
+
+    def running(self, worker: int) -> bool:
+        """Whether ``worker`` has begun an iteration that is not committed yet."""
+        return self._running[worker]
+
+    def admit(self, worker: int) -> Decision:
+        """May ``worker`` begin its next iteration now?  :class:`Proceed` or :class:`Wait`."""
+        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        if self._min >= need:
+            return _PROCEED
+        return Wait(min_clock=int(need))
+
+    # -- transitions -------------------------------------------------------------------
+    def hold(self, worker: int) -> None:
+        """Queue ``worker`` at the gate; a later :meth:`commit` returns it when it may begin."""
+        decision = self.admit(worker)
+        if isinstance(decision, Proceed):
+            raise ProtocolError(f"worker {worker} held although the gate is open")
+        self._held.setdefault(decision.min_clock, []).append(worker)
+
+    def begin(self, worker: int) -> None:
+        """Record that ``worker`` begins iteration ``clock(worker) + 1``; the gate must allow it."""
+        if self._running[worker]:
+            raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
+        if isinstance(self.admit(worker), Wait):
+            raise ProtocolError(
+                f"worker {worker} begins iteration {self._clocks[worker] + 1} "
+                f"with min clock {self._min}, beyond staleness {self.staleness}"
+            )
+        self._running[worker] = True
+
+    def commit(self, worker: int) -> tuple[int, ...]:
+        """Count ``worker``'s running iteration as committed; return the workers it releases.
+
+        Released workers come out in the order they were held (deterministic).
+        """
+        if not self._running[worker]:
+            raise ProtocolError(f"worker {worker} commits without a running iteration")
+        self._running[worker] = False
+        old = self._clocks[worker]
+        new = old + 1
+        self._clocks[worker] = new
+        counts = self._counts
+        counts[new] = counts.get(new, 0) + 1
+        left = counts[old] - 1
+        if left:
+            counts[old] = left
+            return ()
+        del counts[old]
+        if new > self._max:
+            self._max = new
+        if old != self._min:
+            return ()
+        # The last worker at the slowest clock moved up by one, and so does the minimum.
+        self._min = new
+        held = self._held.pop(new, None)
+        return tuple(held) if held else ()

@@ -1,0 +1,132 @@
+"""The trace: one record per iteration, the contract between engines, checks and reports.
+
+Engines fill a :class:`Recording` (arrays indexed by worker and clock); :func:`trace_table`
+turns it into the rows of ``trace.csv`` (DESIGN §Run directory), in commit order, and
+:func:`summarize` into the summary figures of ``run.json``.  Times are seconds from the run's
+start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TRACE_COLUMNS", "Recording", "summarize", "trace_table"]
+
+TRACE_COLUMNS: tuple[str, ...] = (
+    "worker",  # 0-based
+    "clock",  # 1-based iteration number
+    "t",  # index P (c - 1) + p + 1 in the round-robin reference order (drives inv_sqrt)
+    "start_time",  # compute began (after the gate and the read)
+    "commit_time",  # the server applied the update
+    "wait_time",  # blocked at the gate (from the worker's previous commit to its admission)
+    "compute_time",  # the drawn compute time of this iteration
+    "visible_clock",  # min over workers of the largest fully visible clock of the read
+    "staleness",  # (clock - 1) - visible_clock, <= s
+    "read_updates",  # updates contained in the read
+    "commit_index",  # 1-based position in commit order
+    "update_staleness",  # updates applied before this commit that the read missed
+    "step",  # step size eta applied
+    "loss",  # minibatch loss at the parameters read (empty without math)
+)
+
+_INT_COLUMNS = {"worker", "clock", "t", "visible_clock", "staleness", "read_updates", "commit_index", "update_staleness"}
+
+
+@dataclass
+class Recording:
+    """Per-iteration arrays of shape (workers, clocks); entry [p, c - 1] is iteration c of worker p."""
+
+    admit: np.ndarray
+    start: np.ndarray
+    commit: np.ndarray
+    wait: np.ndarray
+    compute: np.ndarray
+    visible: np.ndarray
+    read_updates: np.ndarray
+    commit_index: np.ndarray
+    update_staleness: np.ndarray
+    step: np.ndarray
+    loss: np.ndarray
+
+    @classmethod
+    def empty(cls, workers: int, clocks: int) -> Recording:
+        f = lambda: np.zeros((workers, clocks))  # noqa: E731
+        i = lambda: np.zeros((workers, clocks), dtype=np.int64)  # noqa: E731
+        return cls(
+            admit=f(), start=f(), commit=f(), wait=f(), compute=f(), visible=i(), read_updates=i(),
+            commit_index=i(), update_staleness=i(), step=f(), loss=np.full((workers, clocks), np.nan),
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.commit.shape  # type: ignore[return-value]
+
+
+def trace_table(rec: Recording) -> dict[str, np.ndarray]:
+    """The columns of ``trace.csv``, one row per iteration, in commit order."""
+    workers, clocks = rec.shape
+    order = np.argsort(rec.commit_index, axis=None, kind="stable")
+    worker = np.repeat(np.arange(workers), clocks)[order]
+    clock = np.tile(np.arange(1, clocks + 1), workers)[order]
+    flat = lambda a: a.reshape(-1)[order]  # noqa: E731
+    return {
+        "worker": worker,
+        "clock": clock,
+        "t": workers * (clock - 1) + worker + 1,
+        "start_time": flat(rec.start),
+        "commit_time": flat(rec.commit),
+        "wait_time": flat(rec.wait),
+        "compute_time": flat(rec.compute),
+        "visible_clock": flat(rec.visible),
+        "staleness": clock - 1 - flat(rec.visible),
+        "read_updates": flat(rec.read_updates),
+        "commit_index": flat(rec.commit_index),
+        "update_staleness": flat(rec.update_staleness),
+        "step": flat(rec.step),
+        "loss": flat(rec.loss),
+    }
+
+
+def summarize(rec: Recording, evals: list[dict[str, float]], *, target: float | None, message_cost: float) -> dict[str, Any]:
+    """Summary figures of a run (``run.json`` → ``summary``)."""
+    workers, clocks = rec.shape
+    total = float(rec.commit.max())
+    finish = rec.commit[:, -1]  # each worker's last commit
+    busy = float(finish.sum())
+    clock_idx = np.arange(1, clocks + 1)
+    staleness = (clock_idx - 1)[None, :] - rec.visible
+    hist = np.bincount(staleness.ravel()) if staleness.size else np.zeros(0, dtype=int)
+    out: dict[str, Any] = {
+        "workers": workers,
+        "clocks": clocks,
+        "iterations": workers * clocks,
+        "total_time": total,
+        "time_per_clock": total / clocks,
+        "throughput": workers * clocks / total if total > 0 else float("inf"),
+        "mean_iteration_time": float(finish.mean() / clocks),
+        "mean_compute_time": float(rec.compute.mean()),
+        "wait_fraction": float(rec.wait.sum() / busy) if busy > 0 else 0.0,
+        "communication_fraction": float(2 * message_cost * workers * clocks / busy) if busy > 0 else 0.0,
+        "mean_staleness": float(staleness.mean()),
+        "max_staleness": int(staleness.max()),
+        "staleness_histogram": [int(v) for v in hist],
+        "mean_update_staleness": float(rec.update_staleness.mean()),
+        "max_update_staleness": int(rec.update_staleness.max()),
+        "per_worker": {
+            "compute": [float(v) for v in rec.compute.sum(axis=1)],
+            "wait": [float(v) for v in rec.wait.sum(axis=1)],
+            "finish": [float(v) for v in finish],
+        },
+    }
+    if evals and "objective" in evals[0]:
+        out["initial_objective"] = evals[0]["objective"]
+        out["final_objective"] = evals[-1]["objective"]
+        out["target"] = target
+        hit = next((e for e in evals if target is not None and e["objective"] <= target), None)
+        out["time_to_target"] = None if hit is None else hit["time"]
+        out["updates_to_target"] = None if hit is None else int(hit["updates"])
+    return out
+
