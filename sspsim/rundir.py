@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from sspsim.config import Config
 
-__all__ = ["FORMAT", "Run", "read_run", "versions", "write_run"]
+__all__ = ["FORMAT", "Run", "jsonable", "read_run", "versions", "write_run"]
 
 FORMAT = "sspsim-run/1"
 
@@ -139,7 +139,7 @@ def write_run(
             "audit": "audit.npz" if audit is not None else None,
         }
         meta["status"] = "complete"
-        (tmp / "run.json").write_text(json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n")
+        (tmp / "run.json").write_text(json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -171,14 +171,14 @@ def _check_target(out: Path) -> None:
         raise InputError("--out", str(out), "exists and is not a run directory; choose a new path")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """JSON-safe copy: numpy scalars to Python, non-finite floats to strings."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
+        return [jsonable(v) for v in value.tolist()]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):

@@ -100,8 +100,12 @@ class ParameterServer:
         self.table.hold(worker)
 
     # -- reads ---------------------------------------------------------------------------
-    def read(self, worker: int) -> Read:
-        """Begin ``worker``'s next iteration (the gate must be open) and serve its read."""
+    def read(self, worker: int, *, copy: bool = True) -> Read:
+        """Begin ``worker``'s next iteration (the gate must be open) and serve its read.
+
+        ``copy=False`` lets an eager read return the server's own vector, for a caller that
+        uses it before anything else commits (the simulator computes the gradient at once).
+        """
         table = self.table
         table.begin(worker)
         c = table.clock(worker) + 1
@@ -109,7 +113,7 @@ class ParameterServer:
             cutoff, prefix = -1, self.commits
             visible = table.min_clock
             updates = self.commits
-            params = None if self.x is None else self.x.copy()
+            params = None if self.x is None else (self.x.copy() if copy else self.x)
         else:
             if self.policy == "lazy":
                 cutoff = max(0, int(guaranteed_clock(c, self.staleness)))

@@ -187,16 +187,16 @@ class ClockTable:
     # -- transitions -------------------------------------------------------------------
     def hold(self, worker: int) -> None:
         """Queue ``worker`` at the gate; a later :meth:`commit` returns it when it may begin."""
-        decision = self.admit(worker)
-        if isinstance(decision, Proceed):
+        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        if self._min >= need:
             raise ProtocolError(f"worker {worker} held although the gate is open")
-        self._held.setdefault(decision.min_clock, []).append(worker)
+        self._held.setdefault(int(need), []).append(worker)
 
     def begin(self, worker: int) -> None:
         """Record that ``worker`` begins iteration ``clock(worker) + 1``; the gate must allow it."""
         if self._running[worker]:
             raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
-        if isinstance(self.admit(worker), Wait):
+        if self._min < guaranteed_clock(self._clocks[worker] + 1, self.staleness):
             raise ProtocolError(
                 f"worker {worker} begins iteration {self._clocks[worker] + 1} "
                 f"with min clock {self._min}, beyond staleness {self.staleness}"

@@ -37,14 +37,12 @@ __all__ = ["Audit", "simulate_events"]
 _AFTER_SAME_TIME = 2  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
 
 
-class _Late(Event):
-    """An event that fires at the current instant, after every ordinary event of that instant."""
-
-    def __init__(self, env: simpy.Environment) -> None:
-        super().__init__(env)
-        self._ok = True
-        self._value = None
-        env.schedule(self, priority=_AFTER_SAME_TIME)
+def _fire_late(env: simpy.Environment, event: Event) -> Event:
+    """Trigger ``event`` at the current instant, after every ordinary event of that instant."""
+    event._ok = True
+    event._value = None
+    env.schedule(event, priority=_AFTER_SAME_TIME)
+    return event
 
 
 class Audit:
@@ -86,6 +84,7 @@ def simulate_events(
     evaluator.record(server, 0.0)
     gates: dict[int, Event] = {}
     tie_sensitive = policy != "lazy"
+    copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
     total = workers * clocks
     tick = max(1, total // 200)
@@ -98,11 +97,11 @@ def simulate_events(
             if not isinstance(server.admit(p), Proceed):
                 server.hold(p)
                 gate = gates[p] = env.event()
-                yield gate
+                yield gate  # released late in the instant (see _fire_late)
+            elif tie_sensitive and env.peek() == env.now:
+                yield _fire_late(env, env.event())
             admitted = env.now
-            if tie_sensitive and env.peek() == admitted:
-                yield _Late(env)
-            read = server.read(p)
+            read = server.read(p, copy=copy_reads)
             direction = None
             if math_:
                 assert read.params is not None
@@ -117,7 +116,7 @@ def simulate_events(
             done = server.commit(p, direction)
             now = env.now
             for q in done.released:
-                gates.pop(q).succeed()
+                _fire_late(env, gates.pop(q))
             i = c - 1
             rec.admit[p, i] = admitted
             rec.start[p, i] = admitted + cost

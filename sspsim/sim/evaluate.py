@@ -35,7 +35,7 @@ class Evaluator:
             self.record(server, time)
 
     def record(self, server: ParameterServer, time: float) -> None:
-        row: dict[str, float] = {"time": time, "clock": server.table.min_clock, "updates": server.commits}
+        row: dict[str, float] = {"time": float(time), "clock": server.table.min_clock, "updates": server.commits}
         problem = self.problem
         if problem.has_math:
             x = server.x

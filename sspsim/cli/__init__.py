@@ -1,0 +1,159 @@
+"""The ``sspsim`` command line (DESIGN §Command line).
+
+Bad input (config, trace file, command line) prints one line, ``sspsim: error: ...``, naming
+the field, the value and the rule, and exits with 2.  Progress bars appear on a terminal only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from sspsim.errors import InputError
+
+__all__ = ["main"]
+
+EXIT_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"sspsim: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sspsim", description="Stale Synchronous Parallel SGD: simulate, check, deploy, report.")
+    p.add_argument("--version", action="version", version=f"sspsim {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set consistency.staleness=3 (repeatable)")
+        q.add_argument("--seed", type=int, default=None, help="shorthand for --set run.seed=N")
+        q.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+
+    sim = sub.add_parser("simulate", help="simulate one config into a run directory")
+    sim.add_argument("config", type=Path, help="TOML config (DESIGN §Config)")
+    sim.add_argument("--out", type=Path, required=True, help="run directory to write")
+    common(sim)
+
+    sw = sub.add_parser("sweep", help="simulate the cartesian product of --grid values, in parallel")
+    sw.add_argument("config", type=Path)
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", required=True,
+                    help="a key and its values, e.g. --grid consistency.staleness=0,3,inf (repeatable)")
+    sw.add_argument("--out", type=Path, required=True, help="sweep directory: one run directory per point")
+    sw.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
+    common(sw)
+
+    demo = sub.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
+    demo.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
+    demo.add_argument("--quiet", "-q", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sspsim`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "demo":
+            from sspsim.cli.demo import run_demo
+
+            return run_demo(args.out, quiet=args.quiet)
+    except InputError as exc:
+        sys.stderr.write(f"sspsim: error: {exc}\n")
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("sspsim: interrupted; unfinished run directories were not written\n")
+        return 130
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = [] if args.seed is None else [f"run.seed={args.seed}"]
+    return [*args.overrides, *extra]
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sspsim.cli.console import interactive, progress_bar
+    from sspsim.config import load_config
+    from sspsim.sim import simulate
+
+    config = load_config(args.config, _overrides(args))
+    with progress_bar("simulating", enabled=interactive() and not args.quiet) as progress:
+        run = simulate(config, args.out, progress=progress)
+    if not args.quiet:
+        _print_summary(run)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from sspsim.cli.console import interactive, print_table, progress_bar
+    from sspsim.sim.sweep import expand_grid, run_sweep
+
+    if args.jobs < 1:
+        raise InputError("--jobs", args.jobs, "must be >= 1")
+    raw, base = _read_toml(args.config)
+    points = expand_grid(raw, base, args.grid, _overrides(args))
+    with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
+        rows = run_sweep(points, args.out, jobs=args.jobs, progress=progress)
+    if not args.quiet:
+        cols = ("run", "time/clock", "wait", "staleness", "final objective", "time to target")
+        print_table(
+            f"sweep: {len(rows)} runs in {args.out}",
+            cols,
+            [(r["name"], r["time_per_clock"], r["wait_fraction"], r["mean_staleness"], r["final_objective"], r["time_to_target"]) for r in rows],
+        )
+    return 0
+
+
+def _read_toml(path: Path) -> tuple[dict, Path]:
+    if not path.is_file():
+        raise InputError("config", str(path), "file not found")
+    try:
+        return tomllib.loads(path.read_text()), path.parent
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError("config", str(path), f"not valid TOML ({exc})") from None
+
+
+def _print_summary(run) -> None:  # type: ignore[no-untyped-def]
+    from sspsim.cli.console import print_table
+
+    s = run.summary
+    cfg = run.meta["config"]
+    rows = [
+        ("engine", s["engine"]),
+        ("workers x clocks", f"{s['workers']} x {s['clocks']}"),
+        ("staleness bound s", cfg["consistency"]["staleness"]),
+        ("read policy", cfg["consistency"]["read_policy"]),
+        ("simulated time (s)", s["total_time"]),
+        ("time per clock (s)", s["time_per_clock"]),
+        ("waiting at the gate", f"{100 * s['wait_fraction']:.1f} %"),
+        ("mean / max staleness (clocks)", f"{s['mean_staleness']:.3g} / {s['max_staleness']}"),
+        ("mean update staleness", s["mean_update_staleness"]),
+    ]
+    if "final_objective" in s:
+        rows.append(("objective: first -> last", f"{s['initial_objective']:.4g} -> {s['final_objective']:.4g}"))
+        if s.get("target") is not None:
+            rows.append((f"time to objective {s['target']:g}", s["time_to_target"]))
+    rows.append(("wall time (s)", s["wall_time"]))
+    print_table(f"run directory: {run.path}", ("", "value"), rows)
+
+
+def _version() -> str:
+    from sspsim import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
