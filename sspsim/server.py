@@ -18,7 +18,7 @@ delay tau of asynchronous-SGD theory; mean P - 1 for ASP, reference/theorems.md 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,8 +28,7 @@ from sspsim.ssp import ClockTable, Decision, Staleness, guaranteed_clock
 __all__ = ["Commit", "ParameterServer", "Read"]
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
+class Read(NamedTuple):
     """What one read returned.
 
     ``params`` is None for timing-only problems.  The read set is either the first
@@ -46,8 +45,7 @@ class Read:
     cutoff: int
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     """What one commit did: its index in commit order (1-based), the update staleness tau,
     the step eta, the applied update (None without math), and the workers it released."""
 

@@ -57,6 +57,22 @@ class Audit:
         self.cutoff = np.zeros(shape, dtype=np.int64)
 
 
+def _fill(rec: Recording, log: list[tuple], cost: float, math_: bool) -> None:
+    """Move the per-iteration log into the recording's (workers x clocks) arrays."""
+    cols = list(zip(*log))
+    at = (np.array(cols[0]), np.array(cols[1]))
+    rec.admit[at] = cols[2]
+    rec.start[at] = np.array(cols[2]) + cost
+    rec.commit[at] = cols[3]
+    rec.wait[at] = cols[4]
+    rec.visible[at] = cols[5]
+    rec.read_updates[at] = cols[6]
+    rec.commit_index[at] = cols[7]
+    rec.update_staleness[at] = cols[8]
+    rec.step[at] = cols[9] if math_ else np.nan
+    rec.loss[at] = cols[10]
+
+
 def simulate_events(
     config: Config,
     problem: Problem,
@@ -83,6 +99,8 @@ def simulate_events(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
     gates: dict[int, Event] = {}
+    log: list[tuple] = []  # one tuple per iteration; arrays are filled once at the end
+    nan = float("nan")
     tie_sensitive = policy != "lazy"
     copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
@@ -92,6 +110,7 @@ def simulate_events(
 
     def worker(p: int):  # type: ignore[no-untyped-def]
         momentum = Momentum(momentum_beta)
+        times = compute[p].tolist()
         last_commit = 0.0
         for c in range(1, clocks + 1):
             if not isinstance(server.admit(p), Proceed):
@@ -103,12 +122,11 @@ def simulate_events(
             admitted = env.now
             read = server.read(p, copy=copy_reads)
             direction = None
+            loss = nan
             if math_:
-                assert read.params is not None
                 loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
                 direction = momentum.direction(grad)
-                rec.loss[p, c - 1] = loss
-            yield env.timeout(cost + compute[p, c - 1] + cost)
+            yield env.timeout(cost + times[c - 1] + cost)
             if apply_queue is not None:
                 with apply_queue.request() as slot:
                     yield slot
@@ -117,25 +135,14 @@ def simulate_events(
             now = env.now
             for q in done.released:
                 _fire_late(env, gates.pop(q))
-            i = c - 1
-            rec.admit[p, i] = admitted
-            rec.start[p, i] = admitted + cost
-            rec.commit[p, i] = now
-            rec.wait[p, i] = admitted - last_commit
-            rec.visible[p, i] = read.visible_clock
-            rec.read_updates[p, i] = read.updates
-            rec.commit_index[p, i] = done.index
-            rec.update_staleness[p, i] = done.update_staleness
-            if math_:
-                rec.step[p, i] = done.step
-            else:
-                rec.step[p, i] = np.nan
+            log.append((p, c - 1, admitted, now, admitted - last_commit, read.visible_clock, read.updates,
+                        done.index, done.update_staleness, done.step, loss))
             if audit is not None:
                 assert read.params is not None and done.update is not None
-                audit.params[p, i] = read.params
-                audit.update[p, i] = done.update
-                audit.prefix[p, i] = read.prefix
-                audit.cutoff[p, i] = read.cutoff
+                audit.params[p, c - 1] = read.params
+                audit.update[p, c - 1] = done.update
+                audit.prefix[p, c - 1] = read.prefix
+                audit.cutoff[p, c - 1] = read.cutoff
             last_commit = now
             if done.completed is not None:
                 evaluator.on_clock(server, done.completed, now)
@@ -145,6 +152,7 @@ def simulate_events(
     for p in range(workers):
         env.process(worker(p))
     env.run()
+    _fill(rec, log, cost, math_)
     if progress is not None:
         progress(total, total)
     if server.commits != total:  # pragma: no cover - would be a deadlock in the protocol
