@@ -57,12 +57,12 @@ def run_demo(out: Path, *, quiet: bool = False) -> int:
         print_table(
             f"sspsim demo: {b.workers.count} workers train an MLP on the 8x8 digits, {b.run.clocks} clocks each",
             ("run", "s", f"time to {b.run.target:g}", "vs BSP", "time/clock", "waiting", "mean stale", "max stale",
-             "final loss", "accuracy"),
+             "final loss", "train acc"),
             rows,
             caption=(
-                f"speeds: {speed.kind} mean {speed.mean:g}s; transient slowdowns: p = {transient.probability:g} per "
-                f"iteration, x{transient.factor:g} for {transient.duration} iterations (None: no slowdowns)"
-                if transient else f"speeds: {speed.kind}"
+                f"speeds: {speed.kind}, mean {speed.mean:g} s; transient slowdowns: probability {transient.probability:g} "
+                f"per iteration, x{transient.factor:g} for {transient.duration} iterations; times in simulated seconds"
+                if transient else f"speeds: {speed.kind}, mean {speed.mean:g} s; times in simulated seconds"
             ),
         )
         print("run directories:")
