@@ -1,8 +1,16 @@
-"""sspsim: Stale Synchronous Parallel SGD, simulated with real math, checked against its theorems.
+"""sspsim: Stale Synchronous Parallel SGD, simulated with real math.
+
+Everything a user needs is here; heavier pieces (the SimPy engine, problems, run directories)
+load on first use, so ``import sspsim.ssp`` (the controller the real backend shares) pulls in
+neither SimPy nor pandas.
 
 >>> import sspsim
->>> config = sspsim.load_config  # doctest: +SKIP
+>>> run = sspsim.simulate(sspsim.config_from_dict({"run": {"clocks": 20}, "consistency": {"staleness": 0}}))
+>>> run.summary["max_staleness"]
+0
 """
+
+import importlib
 
 from sspsim.config import (
     Config,
@@ -16,14 +24,32 @@ from sspsim.config import (
     load_config,
 )
 from sspsim.errors import ConfigError, InputError, ProtocolError, SSPSimError
-from sspsim.problems import make_problem
-from sspsim.rundir import Run, read_run
-from sspsim.sim import simulate
 from sspsim.ssp import INF, ClockTable, Proceed, Wait
 
 __version__ = "0.1.0"
 
-__all__ = [
+_LAZY = {
+    "simulate": "sspsim.sim",
+    "make_problem": "sspsim.problems",
+    "Run": "sspsim.rundir",
+    "read_run": "sspsim.rundir",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sspsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = sorted([
     "INF",
     "ClockTable",
     "Config",
@@ -32,8 +58,8 @@ __all__ = [
     "InputError",
     "NetworkConfig",
     "OptimizerConfig",
-    "Proceed",
     "ProblemConfig",
+    "Proceed",
     "ProtocolError",
     "Run",
     "RunConfig",
@@ -45,4 +71,4 @@ __all__ = [
     "make_problem",
     "read_run",
     "simulate",
-]
+])

@@ -107,7 +107,7 @@ class ConsistencyConfig:
     """``[consistency]``: the staleness bound s (0 = BSP, inf = ASP) and what reads see."""
 
     staleness: Staleness = 3
-    read_policy: str = "eager"
+    read_policy: str = "eager"  # eager | lazy (alias: adversarial) | push
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +318,12 @@ def _staleness(where: str, v: Any, base: Path) -> Staleness:
     return v
 
 
+def _read_policy(where: str, v: Any, base: Path) -> str:
+    if v == "adversarial":  # DESIGN's other name for the SSP-legal worst case
+        return "lazy"
+    return _choice(READ_POLICIES)(where, v, base)  # type: ignore[return-value]
+
+
 def _hidden(where: str, v: Any, base: Path) -> tuple[int, ...]:
     if not isinstance(v, list) or not v or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in v):
         raise ConfigError(where, v, "must be a non-empty list of layer widths >= 1, e.g. [64, 32]")
@@ -388,7 +394,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "momentum": _float(0.0),
         "staleness_aware": _bool,
     },
-    "consistency": {"staleness": _staleness, "read_policy": _choice(READ_POLICIES)},
+    "consistency": {"staleness": _staleness, "read_policy": _read_policy},
     "workers": {"count": _int(1), "speed": _speed, "stragglers": _stragglers, "transient": _transient},
     "network": {
         "latency": _float(0.0),

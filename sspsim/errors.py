@@ -43,5 +43,6 @@ class ProtocolError(SSPSimError, RuntimeError):
 
 
 def _show(value: Any) -> str:
+    """repr of the value; long ones keep their start and their end (a path keeps its file name)."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= 100 else f"{text[:30]}...{text[-60:]}"

@@ -216,13 +216,13 @@ class ClockTable:
         self._clocks[worker] = new
         counts = self._counts
         counts[new] = counts.get(new, 0) + 1
+        if new > self._max:
+            self._max = new
         left = counts[old] - 1
         if left:
             counts[old] = left
             return ()
         del counts[old]
-        if new > self._max:
-            self._max = new
         if old != self._min:
             return ()
         # The last worker at the slowest clock moved up by one, and so does the minimum.

@@ -120,10 +120,35 @@ class Logistic(_LinearProblem):
                 g = fun(x)[1]
                 if np.linalg.norm(g) < 1e-14:
                     break
-                x = x - np.linalg.solve(H, g)
+                try:
+                    x = x - np.linalg.solve(H, g)
+                except np.linalg.LinAlgError:  # separable data: no finite minimiser to polish
+                    break
         return x
 
+    @cached_property
+    def attained(self) -> bool:
+        """Whether f has a finite minimiser.
+
+        False when the labels are linearly separable (some w has y_i a_i . w >= 1 for all i):
+        then f* = 0 is only an infimum and x* lies at infinity.  Decided exactly by an LP
+        feasibility problem for designs up to 4e5 entries; for larger ones, by the optimiser's
+        value (separable data drive f below 1e-6, non-separable data keep f* well above it).
+        """
+        if self.n_samples * self.n_params <= 4e5:
+            res = scipy.optimize.linprog(
+                np.zeros(self.n_params), A_ub=-(self.b[:, None] * self.A), b_ub=-np.ones(self.n_samples),
+                bounds=(None, None), method="highs",
+            )
+            return res.status != 0
+        return self._loss_grad_rows(self.x_star, self.A, self.b, grad=False)[0] > 1e-6
+
     def constants(self) -> Constants:
+        if not self.attained:  # separable sample: the infimum 0 is not attained, x* is at infinity
+            return Constants(
+                convex=True, lipschitz=1.0, smoothness=self._spectrum[0] / 4.0, f_lower=0.0, gradient_variance=1.0,
+                exact=("lipschitz", "smoothness"),
+            )
         x = self.x_star
         norm = float(np.linalg.norm(x))
         full = self._loss_grad_rows(x, self.A, self.b, grad=True)
@@ -135,7 +160,7 @@ class Logistic(_LinearProblem):
             f_lower=0.0,
             x_star_norm=norm,
             x_star_gradient_norm=float(np.linalg.norm(full[1])),
-            diameter=(2.0 * norm + 1.0) / np.sqrt(2.0),
+            diameter=float((2.0 * norm + 1.0) / np.sqrt(2.0)),
             gradient_variance=1.0,
             exact=("lipschitz", "smoothness", "f_star"),
         )
@@ -177,7 +202,7 @@ class LeastSquares(_LinearProblem):
             f_lower=0.0,
             x_star_norm=norm,
             x_star_gradient_norm=float(np.linalg.norm(g)),
-            diameter=(2.0 * norm + 1.0) / np.sqrt(2.0),
+            diameter=float((2.0 * norm + 1.0) / np.sqrt(2.0)),
             exact=("smoothness", "strong_convexity", "f_star"),
         )
 

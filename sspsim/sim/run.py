@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sspsim.config import Config
+from sspsim.errors import ConfigError
 from sspsim.problems import Problem, make_problem
 from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
@@ -22,15 +23,27 @@ __all__ = ["choose_engine", "simulate"]
 Progress = Callable[[int, int], None]
 
 
-def choose_engine(config: Config) -> str:
-    """``batch`` where the closed-form schedule is exact (no math, no server contention), else ``event``.
+def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
+    """``batch`` where the closed-form schedule is exact, else ``event``.
 
-    ``[run] engine`` forces one; the config refuses ``batch`` where it would not be exact.
+    Exact means: no math (``problem.kind = "none"``), no server contention
+    (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
+    zero length (a zero-length iteration commits at the instant it was admitted, and only the
+    event engine orders such simultaneous events causally).  ``[run] engine`` forces one; a
+    forced ``batch`` where it would not be exact is refused.
     """
-    if config.run.engine != "auto":
-        return config.run.engine
+    if config.run.engine == "event":
+        return "event"
     exact = config.problem.kind == "none" and config.network.apply_time == 0
-    return "batch" if exact else "event"
+    zero = durations is not None and durations.size > 0 and float(durations.min()) <= 0.0
+    if config.run.engine == "batch" and zero:
+        raise ConfigError(
+            "run.engine", "batch",
+            "some iterations take zero time (compute 0, no network cost); their simultaneous commits need the event engine",
+        )
+    if config.run.engine == "batch":
+        return "batch"
+    return "batch" if exact and not zero else "event"
 
 
 def simulate(config: Config, out: str | Path | None = None, *, progress: Progress | None = None) -> Run:
@@ -42,7 +55,7 @@ def simulate(config: Config, out: str | Path | None = None, *, progress: Progres
         stragglers=config.workers.stragglers, transient=config.workers.transient,
     )
     cost = config.network.message_cost(problem.n_params)
-    engine = choose_engine(config)
+    engine = choose_engine(config, cost + compute + cost)
     wall = time.perf_counter()
     audit: Audit | None = None
     if engine == "batch":
