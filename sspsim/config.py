@@ -35,7 +35,7 @@ __all__ = [
     "load_config",
 ]
 
-PROBLEM_KINDS = ("logistic", "least_squares", "nonconvex", "mlp", "timit_like", "none")
+PROBLEM_KINDS = ("logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "none")
 READ_POLICIES = ("eager", "lazy", "push")
 SCHEDULES = ("constant", "inv_sqrt")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -68,6 +68,7 @@ class ProblemConfig:
     classes: int | None = None  # output classes (timit_like)
     hidden: tuple[int, ...] | None = None  # hidden widths (mlp, timit_like)
     activation: str | None = None  # hidden activation (mlp, timit_like)
+    curvature: float | None = None  # h of quadratic (default 1)
     eval_samples: int | None = None  # samples of the periodic full-objective evaluation
 
     def resolved(self) -> ProblemConfig:
@@ -86,6 +87,7 @@ _PROBLEM_DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic": {"dim": 20, "noise": 0.1},
     "least_squares": {"dim": 20, "noise": 0.1},
     "nonconvex": {"dim": 20, "noise": 0.5},
+    "quadratic": {"dim": 1, "noise": 0.0, "curvature": 1.0},
     "mlp": {"dim": 64, "hidden": (32,), "activation": "tanh", "classes": 10, "noise": 0.0},
     "timit_like": {"dim": 360, "hidden": (256, 256), "activation": "sigmoid", "classes": 50, "noise": 1.0},
     "none": {"dim": 1000, "noise": 0.0},
@@ -386,6 +388,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "classes": _int(2, optional=True),
         "hidden": _hidden,
         "activation": _choice(ACTIVATIONS, optional=True),
+        "curvature": _float(0.0, strict=True, optional=True),
         "eval_samples": _int(1, optional=True),
     },
     "optimizer": {

@@ -19,7 +19,8 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "worker",  # 0-based
     "clock",  # 1-based iteration number
     "t",  # index P (c - 1) + p + 1 in the round-robin reference order (drives inv_sqrt)
-    "start_time",  # compute began (after the gate and the read)
+    "read_time",  # the gate admitted the worker and the server took its read
+    "start_time",  # compute began (after the gate and the read arrived)
     "commit_time",  # the server applied the update
     "wait_time",  # blocked at the gate (from the worker's previous commit to its admission)
     "compute_time",  # the drawn compute time of this iteration
@@ -76,6 +77,7 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
         "worker": worker,
         "clock": clock,
         "t": workers * (clock - 1) + worker + 1,
+        "read_time": flat(rec.admit),
         "start_time": flat(rec.start),
         "commit_time": flat(rec.commit),
         "wait_time": flat(rec.wait),

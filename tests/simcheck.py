@@ -55,7 +55,8 @@ def check_trace(run: sspsim.Run, config: sspsim.Config) -> None:
         assert (rows.start_time.to_numpy() >= prev - eps).all()
         prev_commit[rows.index.to_numpy()] = prev
 
-    admission = tr.start_time.to_numpy() - cost
+    admission = tr.read_time.to_numpy()
+    assert np.allclose(tr.start_time.to_numpy(), admission + cost, rtol=0, atol=eps)
     clock = tr.clock.to_numpy()
     need = clock - 1 - s  # guaranteed clock (may be -inf or negative)
     commits = per_worker_commits(tr, P)

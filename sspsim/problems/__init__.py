@@ -6,7 +6,7 @@ import numpy as np
 
 from sspsim.config import ProblemConfig
 from sspsim.problems.base import Constants, Layer, Problem
-from sspsim.problems.linear import LeastSquares, Logistic, RobustRegression
+from sspsim.problems.linear import LeastSquares, Logistic, Quadratic, RobustRegression
 from sspsim.problems.networks import MLP, DigitsMLP, TimitLike
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Logistic",
     "NoMath",
     "Problem",
+    "Quadratic",
     "RobustRegression",
     "TimitLike",
     "make_problem",
@@ -60,6 +61,9 @@ def make_problem(cfg: ProblemConfig, seed: int) -> Problem:
     assert cfg.dim is not None and cfg.noise is not None
     if cfg.kind == "none":
         return NoMath(cfg.dim)
+    if cfg.kind == "quadratic":
+        assert cfg.curvature is not None
+        return Quadratic(dim=cfg.dim, samples=cfg.samples, noise=cfg.noise, curvature=cfg.curvature, seed=seed)
     if cfg.kind in ("logistic", "least_squares", "nonconvex"):
         cls = {"logistic": Logistic, "least_squares": LeastSquares, "nonconvex": RobustRegression}[cfg.kind]
         return cls(dim=cfg.dim, samples=cfg.samples, noise=cfg.noise, seed=seed, eval_samples=cfg.eval_samples)

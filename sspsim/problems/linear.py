@@ -14,7 +14,7 @@ from scipy.special import expit
 
 from sspsim.problems.base import Constants, Layer
 
-__all__ = ["LeastSquares", "Logistic", "RobustRegression"]
+__all__ = ["LeastSquares", "Logistic", "Quadratic", "RobustRegression"]
 
 DATA_STREAM = 4
 
@@ -238,4 +238,70 @@ class RobustRegression(_LinearProblem):
             smoothness=self._spectrum[0],
             f_lower=0.0,
             gradient_variance=0.5,
+        )
+
+
+class Quadratic:
+    """f_i(x) = h ||x||^2 / 2 + noise * xi_i . x: an isotropic quadratic with gradient noise.
+
+    The problem of the exact delayed-gradient results (reference/theorems.md §7.1 [D]): every
+    coordinate follows x <- x - eta (h x + noise xi), so with a fixed delay tau the iteration
+    is stable iff eta h < 2 sin(pi / (2 (2 tau + 1))).  The xi_i are a table of ``samples``
+    standard normal vectors; a minibatch averages ``batch_size`` of them.  x0 = (1, ..., 1);
+    x* = -noise mean(xi) / h and f* are exact.
+    """
+
+    kind = "quadratic"
+    has_math = True
+    layers: tuple[Layer, ...] = ()
+
+    def __init__(self, *, dim: int, samples: int, noise: float, curvature: float, seed: int) -> None:
+        self.n_params = dim
+        self.n_samples = samples
+        self.noise = noise
+        self.curvature = curvature
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DATA_STREAM,)))
+        self.xi = rng.standard_normal((samples, dim))
+        self._xi_mean = self.xi.mean(axis=0)
+
+    def initial_params(self) -> np.ndarray:
+        return np.ones(self.n_params)
+
+    def _loss_grad(self, x: np.ndarray, xi_mean: np.ndarray) -> tuple[float, np.ndarray]:
+        h, noise = self.curvature, self.noise
+        return 0.5 * h * float(x @ x) + noise * float(xi_mean @ x), h * x + noise * xi_mean
+
+    def loss_grad(self, x: np.ndarray, indices: np.ndarray) -> tuple[float, np.ndarray]:
+        return self._loss_grad(x, self.xi[indices].mean(axis=0))
+
+    def objective(self, x: np.ndarray) -> float:
+        return self._loss_grad(x, self._xi_mean)[0]
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return self._loss_grad(x, self._xi_mean)[1]
+
+    def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self._loss_grad(x, self._xi_mean)
+
+    @property
+    def x_star(self) -> np.ndarray:
+        return -self.noise * self._xi_mean / self.curvature
+
+    @property
+    def sample_noise_variance(self) -> float:
+        """Per-coordinate variance of one sample's gradient noise, noise^2 Var(xi_i) (averaged over coordinates)."""
+        return float(self.noise**2 * self.xi.var(axis=0).mean())
+
+    def constants(self) -> Constants:
+        x = self.x_star
+        return Constants(
+            convex=True,
+            smoothness=self.curvature,
+            strong_convexity=self.curvature,
+            f_star=self.objective(x),
+            x_star_norm=float(np.linalg.norm(x)),
+            x_star_gradient_norm=float(np.linalg.norm(self.gradient(x))),
+            diameter=float((2.0 * np.linalg.norm(x) + 1.0 + np.sqrt(self.n_params)) / np.sqrt(2.0)),
+            gradient_variance=self.sample_noise_variance * self.n_params,
+            exact=("smoothness", "strong_convexity", "f_star", "gradient_variance"),
         )
