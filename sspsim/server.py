@@ -86,7 +86,6 @@ class ParameterServer:
             self._snap: dict[int, np.ndarray] = {0: self.x.copy()}
             self._pending: dict[int, np.ndarray] = {}
             self._own: list[deque[tuple[int, np.ndarray]]] = [deque() for _ in range(workers)]
-            self._own_sum = [np.zeros_like(self.x) for _ in range(workers)]
 
     # -- gate ----------------------------------------------------------------------------
     def admit(self, worker: int) -> Decision:
@@ -127,13 +126,9 @@ class ParameterServer:
     def _compose(self, worker: int, cutoff: int) -> np.ndarray:
         """Snapshot of clocks <= cutoff plus the worker's own later updates."""
         params = self._snap[cutoff].copy()
-        own = self._own[worker]
-        if self.policy == "push":
-            params += self._own_sum[worker]  # exactly the own updates of clocks > min clock
-        else:
-            for clock, u in own:
-                if clock > cutoff:
-                    params += u
+        for clock, u in self._own[worker]:  # in clock order, so a replay can match it bit for bit
+            if clock > cutoff:
+                params += u
         return params
 
     # -- commits -------------------------------------------------------------------------
@@ -166,9 +161,7 @@ class ParameterServer:
             pending += update
         own = self._own[worker]
         own.append((clock, update))
-        if self.policy == "push":
-            self._own_sum[worker] += update
-        elif len(own) > self.staleness:  # lazy reads need only the last s own updates
+        if self.policy == "lazy" and len(own) > self.staleness:  # lazy reads need only the last s own updates
             own.popleft()
 
     def _complete(self, clock: int) -> None:
@@ -177,7 +170,7 @@ class ParameterServer:
         oldest = clock - (0 if self.policy == "push" else int(self.staleness))
         for k in [k for k in self._snap if k < oldest]:
             del self._snap[k]
-        if self.policy == "push":
-            for p, own in enumerate(self._own):
+        if self.policy == "push":  # push reads start from the newest snapshot: drop what it holds
+            for own in self._own:
                 while own and own[0][0] <= clock:
-                    self._own_sum[p] -= own.popleft()[1]
+                    own.popleft()

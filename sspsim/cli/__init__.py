@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
     common(sw)
 
+    chk = sub.add_parser("check", help="theorem verdicts for a run directory or a sweep directory")
+    chk.add_argument("dir", type=Path, help="a run directory, or a folder of run directories (a sweep)")
+    chk.add_argument("--json", action="store_true", help="print the verdicts as a JSON list")
+    chk.add_argument("--theorem", action="append", default=[], metavar="NAME",
+                     help="check only this theorem (a name or a prefix such as ho2013; repeatable)")
+    chk.add_argument("--list", action="store_true", help="list the catalogue and exit")
+
     demo = sub.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
     demo.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
     demo.add_argument("--quiet", "-q", action="store_true")
@@ -65,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "demo":
             from sspsim.cli.demo import run_demo
 
@@ -114,6 +123,28 @@ def _sweep(args: argparse.Namespace) -> int:
             [(r["name"], r["time_per_clock"], r["wait_fraction"], r["mean_staleness"], r["final_objective"], r["time_to_target"]) for r in rows],
         )
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0: nothing violated; 1: something violated; 2: input that cannot be read."""
+    import json
+
+    from proofs_check import CATALOGUE, check_path
+
+    if args.list:
+        from sspsim.cli.console import print_table
+
+        print_table("theorem catalogue", ("theorem", "reference", "scope", "statement"),
+                    [(t.name, str(t.reference), t.scope, t.summary) for t in CATALOGUE])
+        return 0
+    verdicts = check_path(args.dir, args.theorem)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2))
+    else:
+        from sspsim.cli.console import print_verdicts
+
+        print_verdicts(verdicts)
+    return 1 if any(v.violated for v in verdicts) else 0
 
 
 def _read_toml(path: Path) -> tuple[dict, Path]:

@@ -7,7 +7,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["interactive", "progress_bar", "print_table"]
+__all__ = ["interactive", "print_table", "print_verdicts", "progress_bar"]
 
 
 def interactive() -> bool:
@@ -62,3 +62,29 @@ def _console(stderr: bool = False):  # type: ignore[no-untyped-def]
 
     stream = sys.stderr if stderr else sys.stdout
     return Console(file=stream, width=None if stream.isatty() else 120, highlight=False)
+
+
+_STYLE = {"holds": "green", "violated": "bold red", "not_applicable": "dim"}
+
+
+def print_verdicts(verdicts) -> None:  # type: ignore[no-untyped-def]
+    """One table per run (sweeps: then one for the sweep-level theorems), and a count."""
+    from rich.table import Table
+
+    console = _console()
+    runs: dict[str, list] = {}
+    for v in verdicts:
+        runs.setdefault(v.run or "", []).append(v)
+    for run, group in runs.items():
+        table = Table(title=f"{run}" + (f" ({group[0].n_runs} runs)" if group[0].n_runs > 1 else ""),
+                      title_justify="left")
+        for col in ("theorem", "outcome", "measured", "bound", "ratio", "detail"):
+            table.add_column(col, justify="right" if col in ("measured", "bound", "ratio") else "left",
+                             overflow="fold")
+        for v in group:
+            style = _STYLE[v.outcome.value]
+            table.add_row(v.theorem, f"[{style}]{v.outcome.value}[/]", _cell(v.measured), _cell(v.bound),
+                          _cell(v.ratio), v.detail)
+        console.print(table)
+    counts = {k: sum(v.outcome.value == k for v in verdicts) for k in _STYLE}
+    console.print(f"{counts['holds']} hold, {counts['violated']} violated, {counts['not_applicable']} not applicable")

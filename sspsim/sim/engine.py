@@ -79,15 +79,19 @@ def simulate_events(
     compute: np.ndarray,
     *,
     progress: Callable[[int, int], None] | None = None,
+    server_class: type[ParameterServer] = ParameterServer,
 ) -> tuple[Recording, list[dict[str, float]], Audit | None]:
-    """Run the event simulation; return the recording, the evaluations and the audit log."""
+    """Run the event simulation; return the recording, the evaluations and the audit log.
+
+    ``server_class`` swaps in another server (mutation tests run deliberately broken ones).
+    """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
     apply_time = config.network.apply_time
     policy = config.consistency.read_policy
     math_ = problem.has_math
     x0 = problem.initial_params() if math_ else None
-    server = ParameterServer(
+    server = server_class(
         x0, workers=workers, staleness=config.consistency.staleness, read_policy=policy,
         step=StepSize.from_config(config.optimizer),
     )

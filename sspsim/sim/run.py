@@ -13,6 +13,7 @@ from sspsim.errors import ConfigError
 from sspsim.problems import Problem, make_problem
 from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
+from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.evaluate import eval_clocks
 from sspsim.speeds import compute_times
@@ -46,8 +47,18 @@ def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     return "batch" if exact and not zero else "event"
 
 
-def simulate(config: Config, out: str | Path | None = None, *, progress: Progress | None = None) -> Run:
-    """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`."""
+def simulate(
+    config: Config,
+    out: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
+    server_class: type[ParameterServer] = ParameterServer,
+) -> Run:
+    """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`.
+
+    ``server_class`` replaces the parameter server (and forces the event engine): the seam the
+    mutation tests use to show that the theorem checks catch broken schedulers.
+    """
     problem = make_problem(config.problem, config.problem_seed)
     workers, clocks = config.workers.count, config.run.clocks
     compute = compute_times(
@@ -55,7 +66,7 @@ def simulate(config: Config, out: str | Path | None = None, *, progress: Progres
         stragglers=config.workers.stragglers, transient=config.workers.transient,
     )
     cost = config.network.message_cost(problem.n_params)
-    engine = choose_engine(config, cost + compute + cost)
+    engine = "event" if server_class is not ParameterServer else choose_engine(config, cost + compute + cost)
     wall = time.perf_counter()
     audit: Audit | None = None
     if engine == "batch":
@@ -65,7 +76,7 @@ def simulate(config: Config, out: str | Path | None = None, *, progress: Progres
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
     else:
-        rec, evals, audit = simulate_events(config, problem, compute, progress=progress)
+        rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
     wall = time.perf_counter() - wall
     summary = summarize(rec, evals, target=config.run.target, message_cost=cost)
     summary["engine"] = engine

@@ -1,0 +1,37 @@
+"""The catalogue: every check, in the order reports list them (an explicit tuple, no discovery)."""
+
+from __future__ import annotations
+
+from proofs_check import ho2013, invariants
+from proofs_check.theorem import Theorem
+from sspsim.errors import InputError
+
+__all__ = ["CATALOGUE", "select"]
+
+CATALOGUE: tuple[Theorem, ...] = (
+    invariants.WellFormed(),
+    invariants.Gate(),
+    invariants.ReadGuarantee(),
+    invariants.ReadMyWrites(),
+    invariants.NoFutureReads(),
+    invariants.ReplayNoisyView(),
+    invariants.Limits(),
+    ho2013.InconsistencyBound(),
+    ho2013.IndexWindow(),
+    ho2013.Regret(),
+    ho2013.RegretRate(),
+)
+
+
+def select(names: list[str] | tuple[str, ...] = ()) -> tuple[Theorem, ...]:
+    """The theorems named (exactly, or by a prefix such as ``ho2013`` or ``ssp.I``); all when none."""
+    if not names:
+        return CATALOGUE
+    chosen: list[Theorem] = []
+    for name in names:
+        hits = [t for t in CATALOGUE if t.name == name or t.name.startswith(name)]
+        if not hits:
+            known = ", ".join(t.name for t in CATALOGUE)
+            raise InputError("--theorem", name, f"no such theorem; known: {known}")
+        chosen.extend(t for t in hits if t not in chosen)
+    return tuple(chosen)

@@ -1,0 +1,37 @@
+"""Run the catalogue on a run directory or a sweep directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proofs_check.evidence import RunData, SweepData, load_evidence
+from proofs_check.registry import select
+from proofs_check.theorem import Theorem
+from proofs_check.verdict import Outcome, Verdict
+
+__all__ = ["check_evidence", "check_path"]
+
+
+def check_path(path: str | Path, theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:
+    """Verdicts for a run directory (its run-scope theorems) or a sweep directory (each run's,
+    then the sweep-scope theorems over the group)."""
+    return check_evidence(load_evidence(path), select(theorems))
+
+
+def check_evidence(evidence: RunData | SweepData, theorems: tuple[Theorem, ...]) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    if isinstance(evidence, RunData):
+        for theorem in theorems:
+            if theorem.scope == "run":
+                verdicts.append(theorem.check(evidence, run=evidence.name))
+            else:
+                verdicts.append(theorem._verdict(
+                    Outcome.NOT_APPLICABLE, None, None, "needs a sweep directory (a folder of run directories)",
+                    evidence.name, 1))
+        return verdicts
+    for run in evidence.runs:
+        verdicts.extend(theorem.check(run, run=run.name) for theorem in theorems if theorem.scope == "run")
+    for theorem in theorems:
+        if theorem.scope == "sweep":
+            verdicts.append(theorem.check(evidence, run=evidence.name, n_runs=len(evidence)))
+    return verdicts
