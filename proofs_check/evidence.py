@@ -104,6 +104,28 @@ class RunData:
     def summary(self) -> dict[str, Any]:
         return self.meta.get("summary", {})
 
+    @cached_property
+    def structure_problem(self) -> str | None:
+        """Why the trace is not well-formed (None when it is): each worker's iterations must be
+        1..n exactly once, and an audit log must describe the same rows.  Checks other than
+        ``ssp.I0_well_formed`` need a well-formed trace and say not_applicable otherwise."""
+        if self.trace is None:
+            return None
+        counts = self.clocks_per_worker
+        for q in range(self.P):
+            clocks = np.sort(self.clock[self.worker == q])
+            if not np.array_equal(clocks, np.arange(1, counts[q] + 1)):
+                return f"worker {q}'s iterations are not 1..{counts[q]} exactly once"
+        if self.complete and len(set(counts.tolist())) > 1 and self.config.run.clocks != counts.max():
+            return "workers have different numbers of iterations in a complete run"
+        if self.complete and (counts != self.config.run.clocks).any():
+            return f"a complete run needs {self.config.run.clocks} iterations per worker"
+        if self.audit is not None:
+            aw, ac = self.audit.get("worker"), self.audit.get("clock")
+            if aw is None or ac is None or not (np.array_equal(aw, self.worker) and np.array_equal(ac, self.clock)):
+                return "audit.npz rows do not match trace.csv rows"
+        return None
+
     def has(self, *columns: str) -> bool:
         """Whether the trace exists and has every column named."""
         return self.trace is not None and all(c in self.trace.columns for c in columns)

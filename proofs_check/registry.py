@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proofs_check import ho2013, invariants
+from proofs_check import dai2015, delayed, dutta2018, ho2013, invariants, kumar2015, lian2015, zhang2016
 from proofs_check.theorem import Theorem
 from sspsim.errors import InputError
 
@@ -20,6 +20,19 @@ CATALOGUE: tuple[Theorem, ...] = (
     ho2013.IndexWindow(),
     ho2013.Regret(),
     ho2013.RegretRate(),
+    dai2015.TailBound(),
+    dai2015.EsspInconsistency(),
+    lian2015.ErgodicRate(),
+    zhang2016.AsyncStalenessLaw(),
+    delayed.StabilityThreshold(),
+    delayed.StationaryLoss(),
+    dutta2018.SyncRuntime(),
+    dutta2018.AsyncRuntime(),
+    dutta2018.SSPRuntime(),
+    kumar2015.SameOptimum(),
+    kumar2015.LayerwiseTracking(),
+    kumar2015.LayerGradients(),
+    kumar2015.WeightsInProbability(),
 )
 
 

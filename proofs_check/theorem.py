@@ -61,9 +61,12 @@ class Theorem(Generic[E]):
     def measure(self, evidence: E) -> Finding:
         raise NotImplementedError
 
+    needs_well_formed: bool = True  # every check but the one that tests it reads a well-formed trace
+
     def check(self, evidence: E, *, run: str | None = None, n_runs: int = 1) -> Verdict:
         """Assumptions first: an unmet one gives ``not_applicable`` naming it, never ``holds``."""
-        unmet = self.assumptions(evidence)
+        unmet = self._structure(evidence) if self.needs_well_formed else []
+        unmet = unmet or self.assumptions(evidence)
         if unmet:
             return self._verdict(Outcome.NOT_APPLICABLE, None, None, "; ".join(unmet), run, n_runs)
         found = self.measure(evidence)
@@ -72,6 +75,15 @@ class Theorem(Generic[E]):
         else:
             outcome = Outcome.HOLDS if found.holds else Outcome.VIOLATED
         return self._verdict(outcome, found.measured, found.bound, found.detail, run, n_runs, found.extra)
+
+    @staticmethod
+    def _structure(evidence: object) -> list[str]:
+        runs = getattr(evidence, "runs", None) or [evidence]
+        for rd in runs:
+            problem = getattr(rd, "structure_problem", None)
+            if problem:
+                return [f"{getattr(rd, 'name', 'run')}: trace not well-formed ({problem}; see ssp.I0_well_formed)"]
+        return []
 
     def _verdict(self, outcome, measured, bound, detail, run, n_runs, extra=None) -> Verdict:  # type: ignore[no-untyped-def]
         return Verdict(

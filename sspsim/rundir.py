@@ -70,7 +70,7 @@ class Run:
     def config(self) -> Config:
         from sspsim.config import config_from_dict
 
-        return config_from_dict(self.meta["config"])
+        return config_from_dict(self.meta["config"], base_dir=self.path or ".")
 
     @cached_property
     def trace(self) -> pd.DataFrame:
@@ -114,6 +114,7 @@ def write_run(
     trace: Mapping[str, np.ndarray] | None,
     evals: list[dict[str, float]],
     audit: Mapping[str, np.ndarray] | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Run:
     """Write a run directory atomically and return it as a :class:`Run`.
 
@@ -132,6 +133,8 @@ def write_run(
         pd.DataFrame(evals).to_csv(tmp / "evals.csv", index=False, lineterminator="\n")
         if audit is not None:
             np.savez_compressed(tmp / "audit.npz", **audit)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         meta = dict(meta)
         meta["files"] = {
             "trace": "trace.csv" if trace is not None else None,

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     common(sw)
 
     chk = sub.add_parser("check", help="theorem verdicts for a run directory or a sweep directory")
-    chk.add_argument("dir", type=Path, help="a run directory, or a folder of run directories (a sweep)")
+    chk.add_argument("dir", type=Path, nargs="?", help="a run directory, or a folder of run directories (a sweep)")
     chk.add_argument("--json", action="store_true", help="print the verdicts as a JSON list")
     chk.add_argument("--theorem", action="append", default=[], metavar="NAME",
                      help="check only this theorem (a name or a prefix such as ho2013; repeatable)")
@@ -137,6 +137,8 @@ def _check(args: argparse.Namespace) -> int:
         print_table("theorem catalogue", ("theorem", "reference", "scope", "statement"),
                     [(t.name, str(t.reference), t.scope, t.summary) for t in CATALOGUE])
         return 0
+    if args.dir is None:
+        raise InputError("DIR", None, "give a run directory or a sweep directory to check (or --list)")
     verdicts = check_path(args.dir, args.theorem)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2))

@@ -16,7 +16,7 @@ from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.evaluate import eval_clocks
-from sspsim.speeds import compute_times
+from sspsim.speeds import TraceTimes, compute_times
 from sspsim.trace import Recording, summarize, trace_table
 
 __all__ = ["choose_engine", "simulate"]
@@ -94,7 +94,19 @@ def simulate(
     audit_arrays = None if audit is None else _audit_arrays(audit, rec)
     if out is None:
         return Run(meta, trace=trace, evals=evals)
-    return write_run(out, meta, trace=trace, evals=evals, audit=audit_arrays)
+    extra = None
+    if isinstance(config.workers.speed, TraceTimes):  # keep the run directory self-contained
+        meta["config"]["workers"]["speed"]["file"] = SPEEDS_FILE
+        extra = {SPEEDS_FILE: _times_csv(config.workers.speed.times[:workers, :clocks])}
+    return write_run(out, meta, trace=trace, evals=evals, audit=audit_arrays, extra_files=extra)
+
+
+SPEEDS_FILE = "speeds.csv"
+
+
+def _times_csv(times: np.ndarray) -> str:
+    """The replayed compute times, one row per worker, shortest round-trip decimals."""
+    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in times)
 
 
 def _problem_facts(problem: Problem, message_cost: float) -> dict[str, Any]:
