@@ -43,7 +43,7 @@ import scipy.stats
 from proofs_check.evidence import RunData, SweepData
 from proofs_check.ho2013 import stream_regret
 from proofs_check.readsets import read_sets
-from proofs_check.replay import replay
+from proofs_check.replay import run_math
 from proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["EsspInconsistency", "TailBound", "config_key", "groups_except"]
@@ -151,12 +151,9 @@ class TailBound(Theorem[SweepData]):
         stats, sigmas, Ts = [], [], set()
         for rd in group:
             R, x_star, T = stream_regret(rd)
-            reads = rd.audit["params"] if rd.audit is not None and "params" in rd.audit else None
-            if reads is None:
-                result = replay(rd)
-                reads = None if isinstance(result, str) else result.reads
-            if reads is not None:
-                reach = float(0.5 * (np.linalg.norm(reads - x_star, axis=1) ** 2).max())
+            math_ = run_math(rd)
+            if not isinstance(math_, str):
+                reach = float(0.5 * (np.linalg.norm(math_.reads - x_star, axis=1) ** 2).max())
                 if reach > F * F:
                     return Finding(True, None, None, f"assumption violated, not the theorem: run {rd.name} reaches "
                                    f"D(x*||x~_t) = {reach:.4g} > F^2 = {F * F:.4g}", applicable=False)

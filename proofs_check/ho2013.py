@@ -13,7 +13,7 @@ import scipy.optimize
 
 from proofs_check.evidence import RunData
 from proofs_check.readsets import read_sets
-from proofs_check.replay import replay
+from proofs_check.replay import run_math
 from proofs_check.theorem import Finding, Reference, Theorem
 from sspsim.config import Config
 from sspsim.sampling import sample_indices
@@ -140,12 +140,9 @@ class Regret(Theorem[RunData]):
         R, x_star, T = stream_regret(rd)
         bound = 4 * F * L * math.sqrt(2 * (rd.s + 1) * rd.P * T)
         # Precondition: D(x* || x~_t) <= F^2 along the run.  If it fails, the theorem says nothing.
-        reads = rd.audit["params"] if rd.audit is not None else None
-        if reads is None:
-            result = replay(rd)
-            reads = None if isinstance(result, str) else result.reads
-        if reads is not None:
-            reach = float(0.5 * (np.linalg.norm(reads - x_star, axis=1) ** 2).max())
+        math_ = run_math(rd)
+        if not isinstance(math_, str):
+            reach = float(0.5 * (np.linalg.norm(math_.reads - x_star, axis=1) ** 2).max())
             if reach > F * F:
                 return Finding(True, R, bound, f"assumption violated, not the theorem: max D(x*||x~_t) = {reach:.4g} > F^2 = {F * F:.4g}",
                                applicable=False)

@@ -49,7 +49,7 @@ import numpy as np
 from proofs_check.dai2015 import groups_except
 from proofs_check.evidence import RunData, SweepData
 from proofs_check.readsets import read_sets
-from proofs_check.replay import MAX_VALUES, replay
+from proofs_check.replay import MAX_VALUES, run_math
 from proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["LayerGradients", "LayerwiseTracking", "SameOptimum", "Tracking", "WeightsInProbability", "tracking"]
@@ -99,17 +99,12 @@ def tracking(rd: RunData) -> Tracking | str:
     sets = read_sets(rd)
     if isinstance(sets, str):
         return sets
-    if rd.audit is not None and all(k in rd.audit for k in ("x0", "params", "update")):
-        x0, reads, updates = rd.audit["x0"], rd.audit["params"], rd.audit["update"]
-        if reads.shape != (rows, d) or updates.shape != (rows, d):
-            return f"audit.npz arrays have shape {reads.shape}, expected ({rows}, {d})"
-        source = "audit log (the parameters workers used)"
-    else:
-        result = replay(rd)
-        if isinstance(result, str):
-            return result
-        x0, reads, updates = result.x0, result.reads, result.updates
-        source = "replay (no audit log: reads rebuilt from the read sets, so only the arithmetic is tested)"
+    math_ = run_math(rd)
+    if isinstance(math_, str):
+        return math_
+    x0, reads, updates = math_.x0, math_.reads, math_.updates
+    source = math_.source if rd.audit is not None else (
+        "replay (no audit log: reads rebuilt from the read sets, so only the arithmetic is tested)")
     P = rd.P
     t = rd.t_index
     order = np.argsort(t, kind="stable")

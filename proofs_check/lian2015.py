@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from proofs_check.evidence import RunData
-from proofs_check.replay import replay
+from proofs_check.replay import run_math
 from proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["ErgodicRate", "MAX_WORK", "server_states"]
@@ -48,18 +48,12 @@ MAX_WORK = 400_000_000  # states x samples x parameters evaluated (full gradient
 
 
 def server_states(rd: RunData) -> tuple[np.ndarray, str] | str:
-    """x_k = x0 + the first k updates in commit order, k = 0..rows, and where they came from.
-
-    The audit log's applied update vectors when the run has one (what the server really added),
-    else the replay of the run from its schedule; a one-line reason when neither is available.
-    """
-    if rd.audit is not None and "update" in rd.audit and "x0" in rd.audit:
-        x0, updates = rd.audit["x0"], rd.audit["update"]
-        return np.vstack([x0, x0 + np.cumsum(updates, axis=0)]), "the audit log's applied updates"
-    result = replay(rd)
-    if isinstance(result, str):
-        return result
-    return result.server_states(), "the replay of the schedule (no audit log)"
+    """x_k = x0 + the first k updates in commit order, k = 0..rows, and where they came from
+    (the audit log's applied updates, else the replay); a one-line reason when unavailable."""
+    math_ = run_math(rd)
+    if isinstance(math_, str):
+        return math_
+    return math_.server_states(), math_.source
 
 
 class ErgodicRate(Theorem[RunData]):

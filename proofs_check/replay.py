@@ -23,7 +23,7 @@ from proofs_check.readsets import ReadSets, read_sets
 from sspsim.optimizer import StepSize
 from sspsim.sampling import sample_indices
 
-__all__ = ["MAX_VALUES", "Replay", "replay"]
+__all__ = ["MAX_VALUES", "Replay", "RunMath", "replay", "run_math"]
 
 MAX_VALUES = 40_000_000  # floats kept per array (reads and updates: rows x parameters)
 
@@ -37,19 +37,6 @@ class Replay:
     losses: np.ndarray  # (rows,)
     x0: np.ndarray
     sets: ReadSets
-
-    def server_states(self) -> np.ndarray:
-        """x_k = x0 + the first k updates in commit order, k = 0..rows."""
-        return np.vstack([self.x0, self.x0 + np.cumsum(self.updates, axis=0)])
-
-    def reference_states(self, P: int) -> np.ndarray:
-        """x_t of the round-robin reference order: x0 plus every update with index < t, per row."""
-        t = P * (self.sets.clock - 1) + self.sets.worker + 1
-        order = np.argsort(t, kind="stable")
-        cum = np.vstack([self.x0, self.x0 + np.cumsum(self.updates[order], axis=0)])
-        out = np.empty_like(self.reads)
-        out[order] = cum[:-1]
-        return out
 
 
 def replay(rd: RunData) -> Replay | str:
@@ -147,6 +134,36 @@ def replay(rd: RunData) -> Replay | str:
                 k += 1
         form_reads(r)
     return Replay(reads=reads, updates=updates, losses=losses, x0=x0, sets=sets)
+
+
+@dataclass
+class RunMath:
+    """x0, the parameters each read held and each applied update (rows in commit order), and
+    where they came from: the audit log (what the run really used) or the replay."""
+
+    x0: np.ndarray
+    reads: np.ndarray
+    updates: np.ndarray
+    source: str
+
+    def server_states(self) -> np.ndarray:
+        """x_k = x0 + the first k updates in commit order, k = 0..rows."""
+        return np.vstack([self.x0, self.x0 + np.cumsum(self.updates, axis=0)])
+
+
+def run_math(rd: RunData) -> RunMath | str:
+    """The run's reads and updates: from ``audit.npz`` when present, else replayed from the
+    schedule; a one-line reason when neither is possible."""
+    audit = rd.audit
+    if audit is not None and all(k in audit for k in ("x0", "params", "update")):
+        rows = 0 if rd.trace is None else len(rd.trace)
+        if audit["params"].shape[0] != rows or audit["update"].shape != audit["params"].shape:
+            return f"audit.npz holds {audit['params'].shape[0]} rows, the trace {rows}"
+        return RunMath(audit["x0"], audit["params"], audit["update"], "the audit log (the parameters workers used)")
+    result = replay(rd)
+    if isinstance(result, str):
+        return result
+    return RunMath(result.x0, result.reads, result.updates, "the replay of the schedule (no audit log)")
 
 
 def _last_position_of_clock(worker: np.ndarray, clock: np.ndarray, P: int) -> np.ndarray:
