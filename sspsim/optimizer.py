@@ -1,8 +1,8 @@
-"""SGD step sizes and worker-side momentum.
+"""SGD step sizes and per-worker momentum.
 
-The update of worker p at iteration c is ``u = -eta * d`` where ``d`` is the worker's
-direction (its minibatch gradient, or a heavy-ball average of them) and ``eta`` is chosen by
-the server when it applies the update:
+The update of worker p at iteration c is ``u = -eta * d`` where ``d`` is p's direction (its
+minibatch gradient, or a heavy-ball average of p's gradients) and ``eta`` is chosen by the
+server when it applies the update:
 
 * ``constant``: eta_t = lr;
 * ``inv_sqrt``: eta_t = lr / sqrt(t), t = P (c - 1) + p + 1 the update's index in the
@@ -59,10 +59,11 @@ class StepSize:
 
 
 class Momentum:
-    """Worker-side heavy ball: d_c = g_c + beta d_{c-1} (beta = 0: plain SGD, d = g).
+    """Heavy ball per worker: d_c = g_c + beta d_{c-1} (beta = 0: plain SGD, d = g).
 
-    Kept at the worker, so the server stays a plain adder of updates and every read is
-    x0 plus a sum of update vectors (the decomposition the theorem checks replay).
+    Each worker has its own buffer (what worker-side momentum computes); the server keeps the
+    buffers, so its state, and a checkpoint of it, hold all optimizer state, and every read is
+    still x0 plus a sum of applied update vectors.
     """
 
     def __init__(self, beta: float) -> None:
@@ -74,3 +75,11 @@ class Momentum:
             return grad
         self._d = grad if self._d is None else grad + self.beta * self._d
         return self._d
+
+    @property
+    def buffer(self) -> np.ndarray | None:
+        return self._d
+
+    @buffer.setter
+    def buffer(self, value: np.ndarray | None) -> None:
+        self._d = value

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sspsim.optimizer import StepSize, round_robin_index
+from sspsim.optimizer import Momentum, StepSize, round_robin_index
 from sspsim.ssp import ClockTable, Decision, Staleness, guaranteed_clock
 
 __all__ = ["Commit", "ParameterServer", "Read"]
@@ -68,6 +68,7 @@ class ParameterServer:
         staleness: Staleness,
         read_policy: str,
         step: StepSize,
+        momentum: float = 0.0,
     ) -> None:
         self.table = ClockTable(workers, staleness)
         self.workers = workers
@@ -77,6 +78,7 @@ class ParameterServer:
         self.commits = 0
         self.x = None if x0 is None else np.array(x0, dtype=float)
         self._read_updates = [0] * workers
+        self.momentum = [Momentum(momentum) for _ in range(workers)]
         math_ = self.x is not None
         # lazy and push: snapshots of complete clocks, per-clock sums of clocks in progress,
         # and each worker's own updates that the newest snapshot it may be served lacks.
@@ -132,8 +134,9 @@ class ParameterServer:
         return params
 
     # -- commits -------------------------------------------------------------------------
-    def commit(self, worker: int, direction: np.ndarray | None) -> Commit:
-        """Apply ``worker``'s update ``-eta * direction`` and advance its clock."""
+    def commit(self, worker: int, gradient: np.ndarray | None) -> Commit:
+        """Apply ``worker``'s update ``-eta * d`` (d its momentum direction of ``gradient``) and
+        advance its clock."""
         table = self.table
         c = table.clock(worker) + 1
         self.commits += 1
@@ -141,8 +144,8 @@ class ParameterServer:
         tau = index - 1 - self._read_updates[worker]
         eta = self.step(round_robin_index(worker, c, self.workers), tau)
         update = None
-        if self.x is not None and direction is not None:
-            update = -eta * direction
+        if self.x is not None and gradient is not None:
+            update = -eta * self.momentum[worker].direction(gradient)
             self.x += update
             if self._keeps_own:
                 self._remember(worker, c, update)
@@ -174,3 +177,35 @@ class ParameterServer:
             for own in self._own:
                 while own and own[0][0] <= clock:
                     own.popleft()
+
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume: clocks, parameters, snapshots, momentum buffers.
+
+        Iterations that were running are not part of it: after a resume they begin again.
+        Values are numpy arrays and Python numbers, in plain dicts and lists.
+        """
+        state: dict = {
+            "clocks": self.table.state(),
+            "commits": self.commits,
+            "x": None if self.x is None else self.x.copy(),
+            "momentum": [m.buffer for m in self.momentum],
+        }
+        if self._keeps_own:
+            state["snapshots"] = dict(self._snap)
+            state["pending"] = dict(self._pending)
+            state["own"] = [[(c, u) for c, u in own] for own in self._own]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from :meth:`state_dict` (same workers, staleness and read policy)."""
+        self.table = ClockTable.restore(list(state["clocks"]), self.staleness)
+        self.commits = int(state["commits"])
+        self.x = None if state["x"] is None else np.array(state["x"], dtype=float)
+        for m, buffer in zip(self.momentum, state["momentum"]):
+            m.buffer = None if buffer is None else np.array(buffer, dtype=float)
+        if self._keeps_own:
+            self._snap = {int(k): np.array(v, dtype=float) for k, v in state["snapshots"].items()}
+            self._pending = {int(k): np.array(v, dtype=float) for k, v in state["pending"].items()}
+            self._own = [deque((int(c), np.array(u, dtype=float)) for c, u in own) for own in state["own"]]

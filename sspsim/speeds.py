@@ -34,9 +34,11 @@ __all__ = [
     "TraceTimes",
     "Transient",
     "Uniform",
+    "base_times",
     "compute_times",
     "parse_speed",
     "read_times_csv",
+    "slowdown_factors",
     "speed_to_dict",
 ]
 
@@ -183,7 +185,8 @@ def compute_times(
     """The (workers x clocks) matrix of compute times, seconds.
 
     Entry ``[p, c - 1]`` is worker p's time for iteration c: the model's draw (or the trace
-    value), times p's persistent slowdown, times ``factor`` where a transient slowdown is on.
+    value), times p's persistent slowdown, times ``factor`` where a transient slowdown is on;
+    that is :func:`base_times` times :func:`slowdown_factors`.
 
     >>> t = compute_times(Exponential(1.0), workers=3, clocks=4, seed=7)
     >>> t.shape
@@ -191,21 +194,39 @@ def compute_times(
     >>> bool((compute_times(Exponential(1.0), workers=2, clocks=4, seed=7) == t[:2]).all())
     True
     """
+    times = base_times(speed, workers=workers, clocks=clocks, seed=seed)
+    times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
+    return times
+
+
+def base_times(speed: SpeedModel, *, workers: int, clocks: int, seed: int) -> np.ndarray:
+    """The speed model's own draws (or the trace's values), before any slowdown."""
     if isinstance(speed, TraceTimes):
-        times = np.array(speed.times[:workers, :clocks], dtype=float)
-    else:
-        times = np.empty((workers, clocks))
-        for p in range(workers):
-            times[p] = speed.draw(_stream(seed, SPEED_STREAM, p), clocks)
+        return np.array(speed.times[:workers, :clocks], dtype=float)
+    times = np.empty((workers, clocks))
+    for p in range(workers):
+        times[p] = speed.draw(_stream(seed, SPEED_STREAM, p), clocks)
+    return times
+
+
+def slowdown_factors(
+    *, workers: int, clocks: int, seed: int, stragglers: tuple[Straggler, ...] = (), transient: Transient | None = None
+) -> np.ndarray:
+    """How many times slower each iteration runs: persistent slowdown x transient factor.
+
+    The real backend multiplies its measured computation by this too, so a worker with
+    slowdown 3 takes three times as long in both backends.
+    """
+    factors = np.ones((workers, clocks))
     for s in stragglers:
-        times[s.worker] *= s.slowdown
+        factors[s.worker] *= s.slowdown
     if transient is not None and transient.probability > 0:
         kernel = np.ones(transient.duration)
         for p in range(workers):
             starts = _stream(seed, TRANSIENT_STREAM, p).random(clocks) < transient.probability
             slowed = np.convolve(starts, kernel)[:clocks] > 0
-            times[p, slowed] *= transient.factor
-    return times
+            factors[p, slowed] *= transient.factor
+    return factors
 
 
 def _stream(seed: int, stream: int, worker: int) -> np.random.Generator:

@@ -184,6 +184,27 @@ class ClockTable:
             return _PROCEED
         return Wait(min_clock=int(need))
 
+    # -- checkpoints ---------------------------------------------------------------------
+    def state(self) -> list[int]:
+        """What a checkpoint needs: the committed clocks (running iterations are redone)."""
+        return list(self._clocks)
+
+    @classmethod
+    def restore(cls, clocks: list[int], staleness: Staleness) -> ClockTable:
+        """A table with these committed clocks, nobody running or held.
+
+        >>> t = ClockTable.restore([3, 5, 4], staleness=2)
+        >>> t.min_clock, t.max_clock, t.admit(1)
+        (3, 5, Proceed())
+        """
+        table = cls(len(clocks), staleness)
+        table._clocks = list(clocks)
+        table._counts = {}
+        for c in clocks:
+            table._counts[c] = table._counts.get(c, 0) + 1
+        table._min, table._max = min(clocks), max(clocks)
+        return table
+
     # -- transitions -------------------------------------------------------------------
     def hold(self, worker: int) -> None:
         """Queue ``worker`` at the gate; a later :meth:`commit` returns it when it may begin."""

@@ -92,16 +92,16 @@ def outcome(theorem: Any, evidence: Any) -> str:
 class NoGate(ParameterServer):
     """Ignores the gate: every worker runs free whatever s says."""
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self.table = ClockTable(workers, INF)
 
 
 class WaitingAsync(ParameterServer):
     """Async learners that wait for everyone's update (a BSP gate under an ASP config)."""
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self.table = ClockTable(workers, 0)
 
 

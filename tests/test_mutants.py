@@ -61,16 +61,16 @@ class _SnapshotFallback(ParameterServer):
 class GateOffByOne(_SnapshotFallback):
     """The gate allows ``min_q c_q >= c - 1 - (s + 1)``; lazy cutoffs still use s."""
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self.table = ClockTable(workers, staleness + 1)
 
 
 class NoGate(_SnapshotFallback):
     """Every worker proceeds at once (ClockTable with s = inf); lazy cutoffs still use s."""
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self.table = ClockTable(workers, INF)
 
 
@@ -79,8 +79,8 @@ class DropOwnWrites(ParameterServer):
 
     honest = False
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self._last_own: list[np.ndarray | None] = [None] * workers
 
     def commit(self, worker, direction):  # type: ignore[no-untyped-def]
@@ -117,8 +117,8 @@ class LaggingApply(ParameterServer):
     (Lazy/push reads are composed from snapshots, not x, so only eager runs show it.)
     """
 
-    def __init__(self, x0, *, workers, staleness, read_policy, step):  # type: ignore[no-untyped-def]
-        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step)
+    def __init__(self, x0, *, workers, staleness, read_policy, step, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(x0, workers=workers, staleness=staleness, read_policy=read_policy, step=step, **kw)
         self._late: np.ndarray | None = None
 
     def commit(self, worker, direction):  # type: ignore[no-untyped-def]

@@ -24,12 +24,12 @@ import simpy
 from simpy.events import Event
 
 from sspsim.config import Config
-from sspsim.optimizer import Momentum, StepSize
+from sspsim.optimizer import StepSize
 from sspsim.problems import Problem
 from sspsim.sampling import sample_indices
 from sspsim.server import ParameterServer
 from sspsim.ssp import Proceed
-from sspsim.sim.evaluate import Evaluator
+from sspsim.evaluate import Evaluator
 from sspsim.trace import Recording
 
 __all__ = ["Audit", "simulate_events"]
@@ -93,7 +93,7 @@ def simulate_events(
     x0 = problem.initial_params() if math_ else None
     server = server_class(
         x0, workers=workers, staleness=config.consistency.staleness, read_policy=policy,
-        step=StepSize.from_config(config.optimizer),
+        step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum,
     )
     env = simpy.Environment()
     apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 else None
@@ -110,10 +110,8 @@ def simulate_events(
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
     total = workers * clocks
     tick = max(1, total // 200)
-    momentum_beta = config.optimizer.momentum
 
     def worker(p: int):  # type: ignore[no-untyped-def]
-        momentum = Momentum(momentum_beta)
         times = compute[p].tolist()
         last_commit = 0.0
         for c in range(1, clocks + 1):
@@ -125,17 +123,16 @@ def simulate_events(
                 yield _fire_late(env, env.event())
             admitted = env.now
             read = server.read(p, copy=copy_reads)
-            direction = None
+            grad = None
             loss = nan
             if math_:
                 loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
-                direction = momentum.direction(grad)
             yield env.timeout(cost + times[c - 1] + cost)
             if apply_queue is not None:
                 with apply_queue.request() as slot:
                     yield slot
                     yield env.timeout(apply_time)
-            done = server.commit(p, direction)
+            done = server.commit(p, grad)
             now = env.now
             for q in done.released:
                 _fire_late(env, gates.pop(q))

@@ -15,7 +15,7 @@ from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
-from sspsim.sim.evaluate import eval_clocks
+from sspsim.evaluate import eval_clocks
 from sspsim.speeds import TraceTimes, compute_times
 from sspsim.trace import Recording, summarize, trace_table
 

@@ -30,15 +30,22 @@ class Evaluator:
         self.clocks = clocks
         self.rows: list[dict[str, float]] = []
 
+    def due(self, clock: int) -> bool:
+        """Whether the slowest clock reaching ``clock`` calls for an evaluation."""
+        return clock % self.every == 0 or clock == self.clocks
+
     def on_clock(self, server: ParameterServer, clock: int, time: float) -> None:
-        if clock % self.every == 0 or clock == self.clocks:
+        if self.due(clock):
             self.record(server, time)
 
     def record(self, server: ParameterServer, time: float) -> None:
-        row: dict[str, float] = {"time": float(time), "clock": server.table.min_clock, "updates": server.commits}
+        self.rows.append(self.row(server.x, float(time), server.table.min_clock, server.commits))
+
+    def row(self, x: np.ndarray | None, time: float, clock: int, updates: int) -> dict[str, float]:
+        """One evaluation of parameters ``x`` (the real backend evaluates its snapshots after the run)."""
+        row: dict[str, float] = {"time": time, "clock": clock, "updates": updates}
         problem = self.problem
         if problem.has_math:
-            x = server.x
             assert x is not None
             objective, grad = problem.evaluate(x)
             row["objective"] = objective
@@ -49,4 +56,4 @@ class Evaluator:
             for layer in problem.layers:
                 row[f"weight_norm_{layer.name}"] = float(np.linalg.norm(x[layer.span]))
                 row[f"grad_norm_{layer.name}"] = float(np.linalg.norm(grad[layer.span]))
-        self.rows.append(row)
+        return row
