@@ -28,6 +28,7 @@ __all__ = [
     "NetworkConfig",
     "OptimizerConfig",
     "ProblemConfig",
+    "RealConfig",
     "RunConfig",
     "WorkersConfig",
     "apply_overrides",
@@ -138,6 +139,18 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RealConfig:
+    """``[real]``: the torch.distributed backend (``sspsim deploy``); the simulator ignores it."""
+
+    timeout: float = 60.0  # seconds a worker may go silent mid-iteration before it is declared dead
+    checkpoint_every: int = 0  # clocks between checkpoints of the server (0: none)
+    device: str = "auto"  # auto | cpu | cuda: where workers compute
+    dtype: str = "float64"  # float64 | float32: the workers' arithmetic
+    inject_delays: bool = True  # [workers] speed and stragglers become sleeps on top of real compute
+    address: str = ""  # interface address to bind; empty: loopback
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """A whole run.  Build it with :func:`load_config` or :func:`config_from_dict`."""
 
@@ -147,6 +160,7 @@ class Config:
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    real: RealConfig = field(default_factory=RealConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problem", self.problem.resolved())
@@ -306,6 +320,12 @@ def _choice(choices: tuple[str, ...], *, optional: bool = False) -> Parser:
     return parse
 
 
+def _string(where: str, v: Any, base: Path) -> str:
+    if not isinstance(v, str):
+        raise ConfigError(where, v, "must be a string")
+    return v
+
+
 def _bool(where: str, v: Any, base: Path) -> bool:
     if not isinstance(v, bool):
         raise ConfigError(where, v, "must be true or false")
@@ -405,6 +425,14 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "apply_time": _float(0.0),
         "message_bytes": _int(0, optional=True),
     },
+    "real": {
+        "timeout": _float(0.0, strict=True),
+        "checkpoint_every": _int(0),
+        "device": _choice(("auto", "cpu", "cuda")),
+        "dtype": _choice(("float64", "float32")),
+        "inject_delays": _bool,
+        "address": _string,
+    },
 }
 _SECTION_TYPES: dict[str, type] = {
     "run": RunConfig,
@@ -413,6 +441,7 @@ _SECTION_TYPES: dict[str, type] = {
     "consistency": ConsistencyConfig,
     "workers": WorkersConfig,
     "network": NetworkConfig,
+    "real": RealConfig,
 }
 
 

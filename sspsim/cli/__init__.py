@@ -58,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="check only this theorem (a name or a prefix such as ho2013; repeatable)")
     chk.add_argument("--list", action="store_true", help="list the catalogue and exit")
 
+    dep = sub.add_parser("deploy", help="run the config for real: torchrun, one server and P worker processes")
+    dep.add_argument("config", type=Path, nargs="?", help="TOML config (not needed with --resume)")
+    dep.add_argument("--out", type=Path, help="run directory to write")
+    dep.add_argument("--baseline", choices=("ddp",), help="train the same problem with DistributedDataParallel (BSP all-reduce)")
+    dep.add_argument("--resume", type=Path, metavar="DIR", help="continue an incomplete run from DIR/checkpoint.pt")
+    dep.add_argument("--print-command", action="store_true",
+                     help="print the torchrun command of one node of a multi-node run and exit")
+    dep.add_argument("--nnodes", type=int, default=1)
+    dep.add_argument("--node-rank", type=int, default=0)
+    dep.add_argument("--nproc-per-node", type=int, default=None)
+    dep.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT")
+    common(dep)
+
     demo = sub.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
     demo.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
     demo.add_argument("--quiet", "-q", action="store_true")
@@ -74,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "deploy":
+            return _deploy(args)
         if args.command == "demo":
             from sspsim.cli.demo import run_demo
 
@@ -149,6 +164,44 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if any(v.violated for v in verdicts) else 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    """Exit 0: the run completed; 1: it ended incomplete (run.json says why); 2: bad input."""
+    from sspsim.config import load_config
+
+    if args.resume is not None:
+        from real.launch import resume_config
+
+        out, config = args.resume, resume_config(args.resume)
+    else:
+        if args.config is None or args.out is None:
+            raise InputError("deploy", None, "needs CONFIG and --out DIR (or --resume DIR)")
+        out, config = args.out, load_config(args.config, _overrides(args))
+    if args.print_command:
+        from real.launch import torchrun_command
+
+        if args.config is None or args.out is None:
+            raise InputError("--print-command", None, "needs CONFIG and --out DIR")
+        need = config.workers.count + (0 if args.baseline else 1)
+        nproc = args.nproc_per_node or -(-need // args.nnodes)
+        if nproc * args.nnodes != need:
+            raise InputError("--nproc-per-node", nproc, f"x --nnodes {args.nnodes} must equal {need} processes")
+        cmd = torchrun_command(args.config, args.out, nproc=nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                               endpoint=args.rdzv_endpoint or "HOST:29500", baseline=args.baseline)
+        print(" ".join(["torchrun", *cmd[3:]]))
+        return 0
+    from real.launch import deploy
+
+    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline)
+    if meta.get("status") != "complete":
+        sys.stderr.write(f"sspsim: run incomplete: {meta.get('reason', 'unknown reason')} (see {out})\n")
+        return 1
+    if not args.quiet:
+        from sspsim.rundir import read_run
+
+        _print_summary(read_run(out))
+    return 0
+
+
 def _read_toml(path: Path) -> tuple[dict, Path]:
     if not path.is_file():
         raise InputError("config", str(path), "file not found")
@@ -168,7 +221,7 @@ def _print_summary(run) -> None:  # type: ignore[no-untyped-def]
         ("workers x clocks", f"{s['workers']} x {s['clocks']}"),
         ("staleness bound s", cfg["consistency"]["staleness"]),
         ("read policy", cfg["consistency"]["read_policy"]),
-        ("simulated time (s)", s["total_time"]),
+        ("simulated time (s)" if run.meta.get("backend") == "sim" else "run time (s)", s["total_time"]),
         ("time per clock (s)", s["time_per_clock"]),
         ("waiting at the gate", f"{100 * s['wait_fraction']:.1f} %"),
         ("mean / max staleness (clocks)", f"{s['mean_staleness']:.3g} / {s['max_staleness']}"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sspsim.config import ProblemConfig
@@ -22,6 +24,7 @@ __all__ = [
     "RobustRegression",
     "TimitLike",
     "make_problem",
+    "problem_facts",
 ]
 
 
@@ -74,3 +77,15 @@ def make_problem(cfg: ProblemConfig, seed: int) -> Problem:
         dim=cfg.dim, samples=cfg.samples, classes=cfg.classes, hidden=cfg.hidden, activation=cfg.activation,
         noise=cfg.noise, seed=seed, eval_samples=cfg.eval_samples,
     )
+
+
+def problem_facts(problem: Problem, message_cost: float | None) -> dict[str, Any]:
+    """What run.json records of a problem: size, layers, and the constants the theorems need."""
+    return {
+        "kind": problem.kind,
+        "n_params": problem.n_params,
+        "n_samples": problem.n_samples,
+        "message_cost": message_cost,
+        "layers": [{"name": l.name, "n_in": l.n_in, "n_out": l.n_out, "offset": l.offset} for l in problem.layers],
+        "constants": problem.constants().to_dict() if problem.has_math else {},
+    }

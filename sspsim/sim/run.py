@@ -10,7 +10,7 @@ import numpy as np
 
 from sspsim.config import Config
 from sspsim.errors import ConfigError
-from sspsim.problems import Problem, make_problem
+from sspsim.problems import make_problem, problem_facts
 from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
@@ -86,7 +86,7 @@ def simulate(
         "backend": "sim",
         "seed": config.run.seed,
         "config": config.to_dict(),
-        "problem": _problem_facts(problem, cost),
+        "problem": problem_facts(problem, cost),
         "versions": versions(),
         "summary": summary,
     }
@@ -107,19 +107,6 @@ SPEEDS_FILE = "speeds.csv"
 def _times_csv(times: np.ndarray) -> str:
     """The replayed compute times, one row per worker, shortest round-trip decimals."""
     return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in times)
-
-
-def _problem_facts(problem: Problem, message_cost: float) -> dict[str, Any]:
-    return {
-        "kind": problem.kind,
-        "n_params": problem.n_params,
-        "n_samples": problem.n_samples,
-        "message_cost": message_cost,
-        "layers": [
-            {"name": l.name, "n_in": l.n_in, "n_out": l.n_out, "offset": l.offset} for l in problem.layers
-        ],
-        "constants": problem.constants().to_dict() if problem.has_math else {},
-    }
 
 
 def _timing_evals(rec: Recording, M: np.ndarray, every: int) -> list[dict[str, float]]:

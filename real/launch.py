@@ -1,0 +1,119 @@
+"""``sspsim deploy``: start the run under ``torchrun`` on this machine and report how it ended.
+
+Standalone: ``torchrun --standalone --nproc-per-node P+1`` (P workers and the server), Gloo
+bound to the loopback interface unless ``[real] address`` names another.  The resolved config
+is written to ``DIR/config.json`` first, so every process reads the same one; the launcher's
+own output goes to ``DIR/launch.log``.  Multi-node runs use torchrun directly
+(:func:`torchrun_command` prints the command for one node).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sspsim.config import Config, config_from_dict
+from sspsim.errors import InputError
+from sspsim.rundir import jsonable
+
+__all__ = ["deploy", "torchrun_command"]
+
+
+def torchrun_command(
+    config_file: Path, out: Path, *, nproc: int, nnodes: int = 1, node_rank: int = 0,
+    endpoint: str | None = None, resume: bool = False, baseline: str | None = None,
+) -> list[str]:
+    """The torchrun command line of one node (standalone when ``nnodes == 1`` and no endpoint)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    if nnodes == 1 and endpoint is None:
+        cmd += ["--standalone", "--nnodes=1"]
+    else:
+        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"]
+    cmd += [f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "real.main",
+            "--config", str(config_file), "--out", str(out)]
+    if resume:
+        cmd.append("--resume")
+    if baseline:
+        cmd += ["--baseline", baseline]
+    return cmd
+
+
+def environment(config: Config) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    if not config.real.address:
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        env.setdefault("MASTER_ADDR", "127.0.0.1")
+    return env
+
+
+def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | None = None) -> dict:
+    """Run ``config`` for real; return the run.json written (status complete or incomplete)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'") from None
+    out = Path(out)
+    if resume:
+        if not (out / "run.json").is_file():
+            raise InputError("--resume", str(out), "is not a run directory")
+    else:
+        if out.exists() and any(out.iterdir()):
+            if not (out / "run.json").is_file():
+                raise InputError("--out", str(out), "exists and is not a run directory; choose a new path")
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.json"
+    config_file.write_text(json.dumps(jsonable(config.to_dict()), indent=2) + "\n")
+    nproc = config.workers.count + (0 if baseline else 1)
+    cmd = torchrun_command(config_file, out, nproc=nproc, resume=resume, baseline=baseline)
+    with open(out / "launch.log", "ab") as log:
+        log.write((" ".join(cmd) + "\n").encode())
+        log.flush()
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=environment(config))
+    meta_file = out / "run.json"
+    if not meta_file.is_file():
+        raise InputError("deploy", str(out), f"the run wrote no run.json (torchrun exit code {code}; see {out / 'launch.log'})")
+    meta = json.loads(meta_file.read_text())
+    cause = root_cause((out / "launch.log").read_text(errors="replace"))
+    if meta.get("status") == "running":  # every process was killed before rank 0 could finish
+        meta["status"] = "incomplete"
+        meta["reason"] = f"the processes ended without finishing (torchrun exit code {code}; see launch.log)"
+    if meta.get("status") != "complete" and cause and cause not in meta.get("reason", ""):
+        meta["reason"] = f"{meta.get('reason', 'failed')}; {cause}"
+    if meta.get("status") != "complete":
+        meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    meta["launch_exit_code"] = code
+    return meta
+
+
+def root_cause(log: str) -> str | None:
+    """torchrun's "Root Cause (first observed failure)" as one line, e.g. "rank 2 exited with code 17".
+
+    >>> root_cause("Root Cause (first observed failure):\\n[0]:\\n  rank      : 2 (local_rank: 2)\\n  exitcode  : 17 (pid: 1)")
+    'rank 2 (worker 1) exited with code 17'
+    """
+    import re
+
+    at = log.rfind("Root Cause")
+    if at < 0:
+        return None
+    rank = re.search(r"rank\s*:\s*(\d+)", log[at:])
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", log[at:])
+    if not rank or not code:
+        return None
+    r = int(rank.group(1))
+    who = "the server" if r == 0 else f"worker {r - 1}"
+    return f"rank {r} ({who}) exited with code {code.group(1)}"
+
+
+def resume_config(out: Path) -> Config:
+    """The config a resumed run continues with (the one saved beside its checkpoint)."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise InputError("--resume", str(out), "has no config.json")
+    return config_from_dict(json.loads(path.read_text()), base_dir=out)

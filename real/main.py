@@ -1,0 +1,124 @@
+"""What every process runs under ``torchrun``: rank 0 serves, ranks 1..P work (``--baseline ddp``:
+ranks 0..P-1 all work, DDP all-reduces).
+
+    torchrun --standalone --nproc-per-node P+1 -m real.main --config CONFIG --out DIR
+    torchrun --nnodes N --node-rank i --nproc-per-node K --rdzv-backend c10d \\
+             --rdzv-endpoint HOST:PORT -m real.main --config CONFIG --out DIR
+
+CONFIG is the TOML file (each node reads its own copy) or the resolved JSON that
+``sspsim deploy`` writes.  Only rank 0 writes DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch.distributed as dist
+
+from sspsim.config import Config, config_from_dict, load_config
+from sspsim.errors import InputError
+
+__all__ = ["main"]
+
+
+def read_config(path: Path) -> Config:
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise InputError("--config", str(path), "file not found")
+        return config_from_dict(json.loads(path.read_text()), base_dir=path.parent)
+    return load_config(path)
+
+
+def measure_clock_offset(rank: int, world: int, pings: int = 8) -> float:
+    """This rank's clock minus rank 0's, for timestamps in the server's time.
+
+    Zero on rank 0's host (one clock); elsewhere Cristian's method over a few round trips,
+    keeping the one with the shortest round trip (error at most half of it).
+    """
+    import socket
+    import time
+
+    import torch
+
+    host = [socket.gethostname()]
+    dist.broadcast_object_list(host, src=0)
+    remote = [r for r in range(1, world)]
+    stamp = torch.zeros(1, dtype=torch.float64)
+    if rank == 0:
+        for r in remote:
+            while True:
+                dist.recv(stamp, src=r)
+                if stamp.item() < 0:
+                    break
+                dist.send(torch.tensor([time.time()], dtype=torch.float64), dst=r)
+        return 0.0
+    same_host = host[0] == socket.gethostname()
+    best, offset = float("inf"), 0.0
+    for _ in range(0 if same_host else pings):
+        sent = time.time()
+        dist.send(torch.tensor([sent], dtype=torch.float64), dst=0)
+        dist.recv(stamp, src=0)
+        back = time.time()
+        if back - sent < best:
+            best, offset = back - sent, (sent + back) / 2 - stamp.item()
+    dist.send(torch.tensor([-1.0], dtype=torch.float64), dst=0)
+    return offset
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m real.main")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    ap.add_argument("--baseline", choices=("ddp",), default=None)
+    args = ap.parse_args(argv)
+    try:
+        config = read_config(args.config)
+    except InputError as exc:
+        sys.stderr.write(f"sspsim: error: {exc}\n")
+        return 2
+    from real.rundir import hardware_facts
+    from real.worker import pick_device
+
+    baseline = args.baseline == "ddp"
+    timeout = datetime.timedelta(seconds=max(60.0, 3 * config.real.timeout))
+    dist.init_process_group("gloo", timeout=timeout)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    need = config.workers.count + (0 if baseline else 1)
+    if world != need:
+        if rank == 0:
+            sys.stderr.write(f"sspsim: error: world size = {world}: workers.count = {config.workers.count} needs {need} processes\n")
+        return 2
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    worker_index = rank if baseline else rank - 1
+    device = pick_device(config.real.device, local_rank) if (baseline or rank > 0) else None
+    facts = hardware_facts(str(device) if device is not None else "cpu (server)")
+    gathered: list = [None] * world if rank == 0 else None  # type: ignore[assignment]
+    dist.gather_object({"rank": rank, **facts}, gathered, dst=0)
+    hardware = {"ranks": gathered} if rank == 0 else {}
+    offset = measure_clock_offset(rank, world)
+    if baseline:
+        from real.ddp import train_ddp
+
+        code = train_ddp(config, args.out, device=device, hardware=hardware)
+    elif rank == 0:
+        from real.server import Server
+
+        code = Server(config, args.out, facts=hardware, resume=args.resume).run()
+    else:
+        from real.worker import Worker
+
+        code = Worker(config, worker_index, device, clock_offset=offset).run()
+    return code  # no destroy_process_group: the server's receiving thread may still sit in Gloo
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # do not wait for the server's receiving thread

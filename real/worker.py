@@ -1,0 +1,103 @@
+"""Ranks 1..P: a worker.  Ask for a read, compute the minibatch gradient on the samples
+``sample_indices(seed, p, c)``, sleep the injected delay, push, repeat.
+
+Injected delays make one config mean the same experiment in both backends: iteration c of
+worker p takes ``factor[p, c] * (real + base[p, c])`` seconds, where ``base`` is the config's
+speed-model draw and ``factor`` its persistent and transient slowdowns (a worker with slowdown
+3 takes three times as long, its real computation included).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+
+from real.models import torch_problem
+from real.transport import HELLO, LAST, PUSH, READ, GlooTransport
+from sspsim.config import Config
+from sspsim.problems import make_problem
+from sspsim.sampling import sample_indices
+from sspsim.speeds import base_times, slowdown_factors
+
+__all__ = ["FAULT_ENV", "Worker", "pick_device"]
+
+FAULT_ENV = "SSPSIM_FAULT"
+"""Fault injection for tests: ``"worker:clock:die"`` exits that worker at that clock,
+``"worker:clock:hang"`` makes it stop talking (the server's timeout must notice)."""
+
+
+def _fault(worker: int) -> tuple[int, str] | None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return None
+    who, clock, how = spec.split(":")
+    return (int(clock), how) if int(who) == worker else None
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def pick_device(setting: str, local_rank: int) -> torch.device:
+    """``cuda:{local_rank mod GPUs}`` when GPUs are wanted and present (shared when fewer than
+    workers), else the CPU."""
+    if setting != "cpu" and torch.cuda.is_available():
+        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+    return torch.device("cpu")
+
+
+class Worker:
+    """One worker's loop; exit status 0 when it pushed its last clock, 1 when the server stopped it."""
+
+    def __init__(self, config: Config, worker: int, device: torch.device, *, clock_offset: float = 0.0) -> None:
+        self.config = config
+        self.offset = -clock_offset  # add to our timestamps to get the server's time
+        self.p = worker
+        self.device = device
+        problem = make_problem(config.problem, config.problem_seed)
+        self.model = torch_problem(problem, device, DTYPES[config.real.dtype]) if problem.has_math else None
+        self.n_samples = problem.n_samples
+        self.transport = GlooTransport(problem.n_params)
+        P, C, seed = config.workers.count, config.run.clocks, config.run.seed
+        w = config.workers
+        if config.real.inject_delays:
+            self.base = base_times(w.speed, workers=P, clocks=C, seed=seed)[worker]
+            self.factor = slowdown_factors(workers=P, clocks=C, seed=seed, stragglers=w.stragglers, transient=w.transient)[worker]
+        else:
+            self.base, self.factor = np.zeros(C), np.ones(C)
+
+    def run(self) -> int:
+        cfg = self.config
+        seed, batch, C = cfg.problem_seed, cfg.problem.batch_size, cfg.run.clocks
+        offset = self.offset
+        self.transport.send(0, [HELLO, self.p, 0, 0, 0, 0, 0, time.time() + offset], None)
+        msg = self.transport.recv_from(0)
+        cuda = self.device.type == "cuda"
+        fault = _fault(self.p)
+        while msg.header[0] == READ:
+            c = int(msg.header[1])
+            if fault is not None and fault[0] == c:
+                if fault[1] == "die":
+                    os._exit(17)
+                time.sleep(10**6)
+            start = time.time()
+            loss, grad = 0.0, None
+            if self.model is not None:
+                x = torch.as_tensor(msg.payload, device=self.device).to(self.model.dtype)
+                loss, g = self.model.loss_grad(x, sample_indices(seed, self.p, c, batch, self.n_samples))
+                grad = g.to(dtype=torch.float64, device="cpu").numpy() if (cuda or g.dtype != torch.float64) else g.numpy()
+                if cuda:
+                    torch.cuda.synchronize(self.device)
+            real = time.time() - start
+            k = self.factor[c - 1]
+            delay = k * self.base[c - 1] + (k - 1.0) * real
+            if delay > 0:
+                time.sleep(delay)
+            compute = time.time() - start
+            kind = LAST if c == C else PUSH
+            self.transport.send(0, [kind, self.p, c, loss, compute, start + offset, real, time.time() + offset], grad)
+            if kind == LAST:
+                return 0
+            msg = self.transport.recv_from(0)
+        return 0 if msg.header[0] == 3.0 else 1  # DONE: finished before a resume; STOP: stopped
