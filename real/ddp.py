@@ -104,13 +104,19 @@ def train_ddp(config: Config, out: Path, *, device: torch.device, hardware: dict
     if rank != 0:
         return 0
     rec = Recording.empty(P, C)
+    # Every update of clock c is in once the all-reduce is: the first rank to come out of it
+    # proves that instant (no rank starts clock c + 1 before it).
+    finished = np.full(C, np.inf)
     for rank_rows in gathered:
-        for p, c, start, compute, waited, commit, value in rank_rows:
+        for _, c, _, _, _, commit, _ in rank_rows:
+            finished[c - 1] = min(finished[c - 1], commit)
+    for rank_rows in gathered:
+        for p, c, start, compute, _, _, value in rank_rows:
             i = c - 1
             rec.admit[p, i] = rec.start[p, i] = start
             rec.compute[p, i] = compute
-            rec.wait[p, i] = waited  # blocked in the all-reduce: the BSP barrier
-            rec.commit[p, i] = commit
+            rec.wait[p, i] = finished[i] - (start + compute)  # blocked in the all-reduce: the BSP barrier
+            rec.commit[p, i] = finished[i]
             rec.visible[p, i] = c - 1
             rec.read_updates[p, i] = P * (c - 1)
             rec.commit_index[p, i] = P * (c - 1) + p + 1

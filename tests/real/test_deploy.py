@@ -1,0 +1,223 @@
+"""The real backend on this machine: torchrun, Gloo on loopback, 1 server + 2-3 workers, CPU.
+
+Each deploy starts P + 1 Python processes (about 5 s of start-up on 2 cores), so the runs are
+few and shared through module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import sspsim  # noqa: E402
+from proofs_check import check_path  # noqa: E402
+from real.launch import deploy, root_cause  # noqa: E402
+from real.worker import FAULT_ENV  # noqa: E402
+
+CONFIG = """
+[run]
+clocks = 16
+[problem]
+kind = "mlp"
+hidden = [16]
+[optimizer]
+lr = 0.1
+schedule = "constant"
+[consistency]
+staleness = 1
+[workers]
+count = 3
+speed = { kind = "exponential", mean = 0.01 }
+stragglers = [ { worker = 0, slowdown = 3.0 } ]
+[real]
+timeout = 20
+"""
+
+
+def _config(**sets: str) -> sspsim.Config:
+    import tomllib
+
+    raw = sspsim.config.apply_overrides(tomllib.loads(CONFIG), [f"{k.replace('__', '.')}={v}" for k, v in sets.items()])
+    return sspsim.config_from_dict(raw)
+
+
+def _violations(path: Path) -> list[str]:
+    return [str(v) for v in check_path(path) if v.violated]
+
+
+@pytest.fixture(scope="module")
+def slowed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("real") / "ssp"
+    meta = deploy(_config(), out)
+    assert meta["status"] == "complete", meta
+    return out
+
+
+def test_deploy_with_a_slowed_worker_finishes_obeys_the_gate_and_learns(slowed_run: Path) -> None:
+    """3 workers, one 3x slower, s = 1: the run completes, every check accepts it, the objective falls."""
+    run = sspsim.read_run(slowed_run)
+    assert run.meta["backend"] == "real" and run.complete
+    assert len(run.trace) == 3 * 16
+    assert run.trace.staleness.max() <= 1
+    assert run.evals.objective.iloc[-1] < run.evals.objective.iloc[0]
+    assert _violations(slowed_run) == []
+    held = {v.theorem for v in check_path(slowed_run) if v.outcome.value == "holds"}
+    assert {"ssp.I1_gate", "ssp.I2_read_guarantee", "ssp.I5_replay"} <= held
+    ranks = run.meta["hardware"]["ranks"]
+    assert len(ranks) == 4 and ranks[0]["device"].startswith("cpu")
+
+
+def test_slowed_worker_makes_the_others_wait(slowed_run: Path) -> None:
+    """The straggler's share of waiting at the gate is the smallest: the others wait for it."""
+    trace = sspsim.read_run(slowed_run).trace
+    wait = trace.groupby("worker").wait_time.sum()
+    assert wait.idxmin() == 0
+
+
+def test_s0_lazy_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
+    """With s = 0 and lazy reads the real backend's losses equal the simulator's (float tolerance)."""
+    config = _config(consistency__staleness="0", consistency__read_policy='"lazy"', workers__count="2")
+    meta = deploy(config, tmp_path / "real")
+    assert meta["status"] == "complete"
+    sim = sspsim.simulate(config).trace.sort_values(["worker", "clock"])
+    real = sspsim.read_run(tmp_path / "real").trace.sort_values(["worker", "clock"])
+    assert np.allclose(real.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_killed_worker_ends_incomplete_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies mid-run: run.json is written incomplete with why, and deploy returns promptly."""
+    monkeypatch.setenv(FAULT_ENV, "1:5:die")
+    start = time.time()
+    meta = deploy(_config(real__checkpoint_every="2"), tmp_path / "run")
+    assert time.time() - start < 60
+    assert meta["status"] == "incomplete"
+    assert "worker 1" in meta["reason"] and "exited with code 17" in meta["reason"]
+    assert meta["launch_exit_code"] != 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["summary"]["iterations_committed"] < 3 * 16
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    # the partial trace is still a valid SSP trace
+    assert [v for v in _violations(tmp_path / "run") if "I0" not in v] == []
+
+    monkeypatch.delenv(FAULT_ENV)
+    resumed = deploy(_config(), tmp_path / "run", resume=True)
+    assert resumed["status"] == "complete" and resumed["resumed_from"] >= 2
+    trace = sspsim.read_run(tmp_path / "run").trace
+    assert len(trace) == 3 * 16 and trace.commit_time.is_monotonic_increasing
+    assert _violations(tmp_path / "run") == []
+
+
+def test_hung_worker_is_noticed_within_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that stops talking: the server gives up after real.timeout and says who."""
+    monkeypatch.setenv(FAULT_ENV, "2:4:hang")
+    start = time.time()
+    meta = deploy(_config(real__timeout="3"), tmp_path / "run")
+    assert time.time() - start < 45
+    assert meta["status"] == "incomplete" and "worker 2 sent nothing for 3 s" in meta["reason"]
+
+
+def test_ddp_baseline_equals_simulated_bsp(tmp_path: Path) -> None:
+    """--baseline ddp trains the same problem: its losses equal the simulator's BSP run."""
+    config = _config(consistency__staleness="0", workers__count="2")
+    meta = deploy(config, tmp_path / "ddp", baseline="ddp")
+    assert meta["status"] == "complete" and meta["engine"] == "ddp"
+    sim = sspsim.simulate(config).trace.sort_values(["worker", "clock"])
+    ddp = sspsim.read_run(tmp_path / "ddp").trace.sort_values(["worker", "clock"])
+    assert np.allclose(ddp.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
+    assert _violations(tmp_path / "ddp") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_loopback(tmp_path: Path) -> None:
+    """torchrun --nnodes 2 --rdzv-backend c10d on 127.0.0.1: 2 + 2 processes make one run."""
+    config_file = tmp_path / "c.toml"
+    config_file.write_text(CONFIG)
+    port = _free_port()
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={i}", "--rdzv-backend=c10d",
+             f"--rdzv-endpoint=127.0.0.1:{port}", "--nproc-per-node=2", "--max-restarts=0",
+             "-m", "real.main", "--config", str(config_file), "--out", str(tmp_path / "run")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
+    codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0, 0], [p.stdout.read().decode()[-2000:] for p in procs]  # type: ignore[union-attr]
+    run = sspsim.read_run(tmp_path / "run")
+    assert run.complete and len(run.meta["hardware"]["ranks"]) == 4
+    assert _violations(tmp_path / "run") == []
+
+
+def test_deploy_cli_bad_input_exits_2(tmp_path: Path) -> None:
+    """Bad config or a --resume of something that is not a run: one line, exit 2, nothing launched."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONFIG.replace("staleness = 1", "staleness = -1"))
+    for args in (["deploy", str(bad), "--out", str(tmp_path / "x")], ["deploy", "--resume", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, "-m", "sspsim", *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("sspsim: error:"), proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_print_command_for_a_multi_node_run(tmp_path: Path) -> None:
+    """--print-command gives node i's torchrun line with the c10d rendezvous."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sspsim", "deploy", str(cfg), "--out", "runs/x", "--print-command", "--nnodes", "2",
+         "--node-rank", "1", "--rdzv-endpoint", "10.0.0.1:29500"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    line = proc.stdout.strip()
+    assert line.startswith("torchrun ") and "--nnodes=2" in line and "--node-rank=1" in line
+    assert "--rdzv-endpoint=10.0.0.1:29500" in line and "--nproc-per-node=2" in line and "-m real.main" in line
+
+
+def test_root_cause_names_the_failed_rank() -> None:
+    log = "...\nRoot Cause (first observed failure):\n[0]:\n  rank      : 3 (local_rank: 3)\n  exitcode  : -9 (pid: 7)\n"
+    assert root_cause(log) == "rank 3 (worker 2) exited with code -9"
+    assert root_cause("all good") is None
+
+
+def test_checkpoints_load_with_weights_only(slowed_run: Path, tmp_path: Path) -> None:
+    """A checkpoint is plain tensors: torch.load(weights_only=True) reads it back to the server state."""
+    from real.checkpoint import load_checkpoint, save_checkpoint
+    from sspsim.optimizer import StepSize
+    from sspsim.server import ParameterServer
+
+    server = ParameterServer(np.zeros(3), workers=2, staleness=1, read_policy="lazy", step=StepSize(0.1, "constant"), momentum=0.5)
+    server.read(0)
+    server.commit(0, np.ones(3))
+    save_checkpoint(tmp_path, {"server": server.state_dict(), "elapsed": 1.5})
+    state = load_checkpoint(tmp_path)
+    again = ParameterServer(np.zeros(3), workers=2, staleness=1, read_policy="lazy", step=StepSize(0.1, "constant"), momentum=0.5)
+    again.load_state_dict(state["server"])
+    assert np.array_equal(again.x, server.x) and again.table.clocks() == (1, 0)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(sspsim.InputError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_workers_share_one_gpu(tmp_path: Path) -> None:
+    """With a GPU, workers compute on cuda (shared when there are fewer GPUs than workers)."""
+    meta = deploy(_config(real__device='"cuda"'), tmp_path / "gpu")
+    assert meta["status"] == "complete"
+    devices = [r["device"] for r in meta["hardware"]["ranks"][1:]]
+    assert all(d.startswith("cuda") for d in devices)
