@@ -42,11 +42,27 @@ def torchrun_command(
     return cmd
 
 
+def loopback_interface() -> str | None:
+    """The name of the loopback network interface (``lo`` on Linux), if there is one."""
+    import socket
+
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:  # pragma: no cover - platforms without if_nameindex
+        return None
+    return next((n for n in names if n == "lo" or n.startswith("lo")), None)
+
+
 def environment(config: Config) -> dict[str, str]:
+    """The processes' environment: one OpenMP thread each, Gloo on loopback unless an address is named."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    if not config.real.address:
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    if config.real.address:
+        env["MASTER_ADDR"] = config.real.address
+    else:
+        lo = loopback_interface()
+        if lo:
+            env.setdefault("GLOO_SOCKET_IFNAME", lo)
         env.setdefault("MASTER_ADDR", "127.0.0.1")
     return env
 

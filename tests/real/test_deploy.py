@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 
 import sspsim  # noqa: E402
 from proofs_check import check_path  # noqa: E402
-from real.launch import deploy, root_cause  # noqa: E402
+from real.launch import deploy, environment, root_cause  # noqa: E402
 from real.worker import FAULT_ENV  # noqa: E402
 
 CONFIG = """
@@ -148,7 +148,7 @@ def test_two_nodes_on_loopback(tmp_path: Path) -> None:
     config_file = tmp_path / "c.toml"
     config_file.write_text(CONFIG)
     port = _free_port()
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    env = environment(sspsim.Config())
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={i}", "--rdzv-backend=c10d",
