@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sspsim.config import Config, config_from_dict
@@ -87,6 +88,7 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     config_file.write_text(json.dumps(jsonable(config.to_dict()), indent=2) + "\n")
     nproc = config.workers.count + (0 if baseline else 1)
     cmd = torchrun_command(config_file, out, nproc=nproc, resume=resume, baseline=baseline)
+    launched = time.time()
     with open(out / "launch.log", "ab") as log:
         log.write((" ".join(cmd) + "\n").encode())
         log.flush()
@@ -101,8 +103,9 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
         meta["reason"] = f"the processes ended without finishing (torchrun exit code {code}; see launch.log)"
     if meta.get("status") != "complete" and cause and cause not in meta.get("reason", ""):
         meta["reason"] = f"{meta.get('reason', 'failed')}; {cause}"
-    if meta.get("status") != "complete":
-        meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    if "started_at" in meta and not resume:
+        meta["startup_time"] = meta["started_at"] - launched  # torchrun, imports, rendezvous, data
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
     meta["launch_exit_code"] = code
     return meta
 

@@ -81,12 +81,18 @@ class RealRun:
         status: str,
         wall: float,
         reason: str | None = None,
+        extra: dict[str, np.ndarray] | None = None,
         **more: Any,
     ) -> None:
+        """Write trace.csv (committed iterations only, in commit order, plus ``extra`` columns given
+        as (workers x clocks) arrays), evals.csv, and run.json last."""
         import pandas as pd
 
         table = trace_table(rec)
-        keep = np.asarray(committed).reshape(-1)[np.argsort(rec.commit_index, axis=None, kind="stable")]
+        order = np.argsort(rec.commit_index, axis=None, kind="stable")
+        for name, values in (extra or {}).items():
+            table[name] = np.asarray(values).reshape(-1)[order]
+        keep = np.asarray(committed).reshape(-1)[order]
         table = {k: v[keep] for k, v in table.items()}
         for name, frame in (("trace.csv", pd.DataFrame(table)), ("evals.csv", pd.DataFrame(evals))):
             tmp = self.out / f"{name}.tmp"

@@ -54,6 +54,7 @@ class Server:
         )
         self.rec = Recording.empty(self.P, self.C)
         self.committed = np.zeros((self.P, self.C), dtype=bool)
+        self.real_compute = np.zeros((self.P, self.C))  # the measured computation alone, without injected delay
         self.evaluator = Evaluator(self.problem, config, self.C)
         self.snapshots: list[tuple[np.ndarray | None, float, int, int]] = []
         self.elapsed_before = 0.0
@@ -67,6 +68,7 @@ class Server:
         self.outstanding: dict[int, float] = {}  # worker -> when its read was sent (it is computing)
         self.done: set[int] = set()
         self.greeted: set[int] = set()
+        self.busy: list[float] = []  # seconds the server spent on each push (commit + the reads it served)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -118,6 +120,8 @@ class Server:
                     self._serve(p)
                 else:
                     self.server.hold(p)
+            if kind in (PUSH, LAST):
+                self.busy.append(time.time() - now)
 
     def _serve(self, p: int) -> None:
         read = self.server.read(p)
@@ -143,6 +147,7 @@ class Server:
         rec.start[p, i] = float(header[5]) - self.t0
         rec.commit[p, i] = now - self.t0
         rec.compute[p, i] = float(header[4])
+        self.real_compute[p, i] = float(header[6])
         rec.visible[p, i] = visible
         rec.read_updates[p, i] = updates
         rec.commit_index[p, i] = done.index
@@ -170,13 +175,18 @@ class Server:
     def _evals(self) -> list[dict[str, float]]:
         return [self.evaluator.row(x, t, clock, updates) for x, t, clock, updates in self.snapshots]
 
+    def _facts(self) -> dict[str, Any]:
+        return {"resumed_from": self.resumed_from, "started_at": self.t0 + self.elapsed_before,
+                "server": {"busy_per_push": float(np.mean(self.busy)) if self.busy else None,
+                           "pushes": len(self.busy)}}
+
     def _finish(self) -> None:
-        self.run_dir.write(self.rec, self.committed, self._evals(), status="complete",
-                           wall=time.time() - self.t0, resumed_from=self.resumed_from)
+        self.run_dir.write(self.rec, self.committed, self._evals(), status="complete", wall=time.time() - self.t0,
+                           extra={"real_compute_time": self.real_compute}, **self._facts())
 
     def _fail(self, reason: str) -> int:
         self.run_dir.write(self.rec, self.committed, self._evals(), status="incomplete", reason=reason,
-                           wall=time.time() - self.t0, resumed_from=self.resumed_from)
+                           wall=time.time() - self.t0, extra={"real_compute_time": self.real_compute}, **self._facts())
         return 1
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -185,6 +195,7 @@ class Server:
             "server": self.server.state_dict(),
             "recording": {f: getattr(self.rec, f) for f in self.rec.__dataclass_fields__},
             "committed": self.committed,
+            "real_compute": self.real_compute,
             "snapshots": self.snapshots,
             "elapsed": now - self.t0,
         }
@@ -194,6 +205,7 @@ class Server:
         for name, value in state["recording"].items():
             setattr(self.rec, name, np.array(value))
         self.committed = np.array(state["committed"], dtype=bool)
+        self.real_compute = np.array(state["real_compute"])
         # iterations that were running at the checkpoint begin again: forget their half rows
         running = ~self.committed
         self.rec.wait[running] = 0.0

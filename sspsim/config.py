@@ -121,6 +121,7 @@ class WorkersConfig:
     speed: SpeedModel = _speeds.Exponential(1.0)
     stragglers: tuple[Straggler, ...] = ()
     transient: Transient | None = None
+    compute: SpeedModel | None = None  # the real computation's own time (calibration); the simulator adds it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +162,7 @@ class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     real: RealConfig = field(default_factory=RealConfig)
+    calibration: dict[str, Any] | None = None  # what `sspsim calibrate` measured (kept, not used)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problem", self.problem.resolved())
@@ -180,10 +182,14 @@ class Config:
         out: dict[str, Any] = {}
         for section in dataclasses.fields(self):
             value = getattr(self, section.name)
+            if section.name == "calibration":
+                if value is not None:
+                    out["calibration"] = _deep_copy(value)
+                continue
             table: dict[str, Any] = {}
             for f in dataclasses.fields(value):
                 v = getattr(value, f.name)
-                if f.name == "speed":
+                if f.name in ("speed", "compute") and v is not None:
                     v = _speeds.speed_to_dict(v)
                 elif f.name == "stragglers":
                     v = [dataclasses.asdict(s) for s in v]
@@ -254,6 +260,9 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
         raise ConfigError("config", raw, "must be a table of sections")
     sections = {f.name: f for f in dataclasses.fields(Config)}
     _reject_unknown("", raw, sections)
+    calibration = raw.get("calibration")
+    if calibration is not None and not isinstance(calibration, Mapping):
+        raise ConfigError("calibration", calibration, "must be a table ([calibration])")
     built: dict[str, Any] = {}
     for name, parsers in _SCHEMA.items():
         table = raw.get(name, {})
@@ -262,7 +271,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
         _reject_unknown(name + ".", table, parsers)
         kwargs = {key: parse(f"{name}.{key}", table[key], base) for key, parse in parsers.items() if key in table}
         built[name] = _SECTION_TYPES[name](**kwargs)
-    return Config(**built)
+    return Config(**built, calibration=None if calibration is None else _deep_copy(calibration))
 
 
 def _reject_unknown(prefix: str, table: Mapping[str, Any], known: Mapping[str, Any]) -> None:
@@ -418,7 +427,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "staleness_aware": _bool,
     },
     "consistency": {"staleness": _staleness, "read_policy": _read_policy},
-    "workers": {"count": _int(1), "speed": _speed, "stragglers": _stragglers, "transient": _transient},
+    "workers": {"count": _int(1), "speed": _speed, "stragglers": _stragglers, "transient": _transient, "compute": _speed},
     "network": {
         "latency": _float(0.0),
         "bandwidth": _float(0.0, strict=True, allow_inf=True),

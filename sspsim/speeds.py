@@ -25,6 +25,7 @@ from sspsim.errors import MISSING, ConfigError, InputError
 
 __all__ = [
     "Constant",
+    "Empirical",
     "Exponential",
     "LogNormal",
     "Pareto",
@@ -44,6 +45,7 @@ __all__ = [
 
 SPEED_STREAM = 0
 TRANSIENT_STREAM = 1
+COMPUTE_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,22 @@ class Uniform:
 
 
 @dataclass(frozen=True)
+class Empirical:
+    """Times resampled (with replacement) from measured ``samples``: what calibration fits when
+    no parametric model fits well."""
+
+    samples: tuple[float, ...]
+    kind = "empirical"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.samples))
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(np.asarray(self.samples, dtype=float), size=n, replace=True)
+
+
+@dataclass(frozen=True)
 class TraceTimes:
     """Compute times replayed from a CSV: one row per worker, one column per clock, seconds."""
 
@@ -150,7 +168,7 @@ class TraceTimes:
         raise TypeError("trace-driven times are read per worker, not drawn")
 
 
-SpeedModel: TypeAlias = "Constant | Exponential | ShiftedExponential | LogNormal | Pareto | Uniform | TraceTimes"
+SpeedModel: TypeAlias = "Constant | Exponential | ShiftedExponential | LogNormal | Pareto | Uniform | Empirical | TraceTimes"
 
 
 @dataclass(frozen=True)
@@ -181,12 +199,14 @@ def compute_times(
     seed: int,
     stragglers: tuple[Straggler, ...] = (),
     transient: Transient | None = None,
+    compute: SpeedModel | None = None,
 ) -> np.ndarray:
     """The (workers x clocks) matrix of compute times, seconds.
 
     Entry ``[p, c - 1]`` is worker p's time for iteration c: the model's draw (or the trace
-    value), times p's persistent slowdown, times ``factor`` where a transient slowdown is on;
-    that is :func:`base_times` times :func:`slowdown_factors`.
+    value), plus a draw of ``compute`` (the real computation a calibration measured, if any),
+    times p's persistent slowdown, times ``factor`` where a transient slowdown is on; that is
+    ``(base_times + compute draws) * slowdown_factors``, as the real backend runs it.
 
     >>> t = compute_times(Exponential(1.0), workers=3, clocks=4, seed=7)
     >>> t.shape
@@ -195,6 +215,9 @@ def compute_times(
     True
     """
     times = base_times(speed, workers=workers, clocks=clocks, seed=seed)
+    if compute is not None:
+        for p in range(workers):
+            times[p] += compute.draw(_stream(seed, COMPUTE_STREAM, p), clocks)
     times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
     return times
 
@@ -237,6 +260,7 @@ def _stream(seed: int, stream: int, worker: int) -> np.random.Generator:
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
+    "empirical": ("samples",),
     "exponential": ("mean",),
     "shifted_exponential": ("shift", "mean"),
     "lognormal": ("mean", "sigma"),
@@ -275,6 +299,12 @@ def parse_speed(raw: Any, where: str, base_dir: Path) -> SpeedModel:
             raise ConfigError(f"{where}.{key}", v, "must be >= 0" if allow_zero else "must be > 0")
         return float(v)
 
+    if kind == "empirical":
+        samples = raw["samples"]
+        if (not isinstance(samples, list) or not samples
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in samples)):
+            raise ConfigError(f"{where}.samples", samples, "must be a non-empty list of times >= 0 (seconds)")
+        return Empirical(tuple(float(v) for v in samples))
     if kind == "constant":
         return Constant(num("value", allow_zero=True))
     if kind == "exponential":
@@ -297,6 +327,8 @@ def speed_to_dict(speed: SpeedModel) -> dict[str, Any]:
         return {"kind": "trace", "file": str(speed.file)}
     if isinstance(speed, ShiftedExponential):
         return {"kind": speed.kind, "shift": speed.shift, "mean": speed.mean_excess}
+    if isinstance(speed, Empirical):
+        return {"kind": speed.kind, "samples": list(speed.samples)}
     out: dict[str, Any] = {"kind": speed.kind}
     for key in _KEYS[speed.kind]:
         out[key] = getattr(speed, key)

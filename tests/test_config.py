@@ -79,7 +79,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("transient probability > 1", {"workers": {"transient": {"probability": 1.5, "factor": 2.0, "duration": 1}}},
      r"^workers\.transient\.probability = 1\.5: must be <= 1$"),
     ("unknown speed kind", {"workers": {"speed": {"kind": "gamma", "mean": 1}}},
-     r"^workers\.speed\.kind = 'gamma': must be one of constant, exponential"),
+     r"^workers\.speed\.kind = 'gamma': must be one of constant, empirical, exponential"),
     ("missing speed key", {"workers": {"speed": {"kind": "lognormal", "mean": 1}}},
      r"^workers\.speed\.sigma = <missing>: required for kind 'lognormal'$"),
     ("speed key of another kind", {"workers": {"speed": {"kind": "constant", "value": 1, "mean": 2}}},

@@ -63,7 +63,7 @@ def simulate(
     workers, clocks = config.workers.count, config.run.clocks
     compute = compute_times(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed,
-        stragglers=config.workers.stragglers, transient=config.workers.transient,
+        stragglers=config.workers.stragglers, transient=config.workers.transient, compute=config.workers.compute,
     )
     cost = config.network.message_cost(problem.n_params)
     engine = "event" if server_class is not ParameterServer else choose_engine(config, cost + compute + cost)
