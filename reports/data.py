@@ -238,7 +238,7 @@ def label_runs(entries: list[RunEntry]) -> None:
             short = key.split(".")[0]
         for i in clash:
             value = flats[i].get(key)
-            labels[i].append(f"{short}={_short_value(value)}")
+            labels[i].append(f"{short}={_short_value(value, key)}")
     for i in _clashing(labels):
         labels[i].append(f"[{entries[i].path.name}]")
     for e, lab in zip(entries, labels):
@@ -250,13 +250,18 @@ def _key_rank(key: str) -> tuple[int, str]:
     return (first.index(key) if key in first else len(first), key)
 
 
-def _short_value(value: str | None) -> str:
+def _short_value(value: str | None, key: str = "") -> str:
     if value is None:
         return "-"
     try:
         v = json.loads(value)
     except json.JSONDecodeError:
         return value
+    if key == "workers.stragglers" and isinstance(v, list):
+        return "+".join(f"w{x.get('worker')}x{x.get('slowdown'):g}" if isinstance(x, dict) and isinstance(x.get("slowdown"), (int, float))
+                        else str(x) for x in v) or "none"
+    if key == "workers.speed" and isinstance(v, dict) and "kind" in v:
+        return f"{v['kind']}(" + ",".join(f"{k}={v[k]}" for k in sorted(v) if k != "kind") + ")"
     if isinstance(v, dict):
         return ",".join(f"{k}={v[k]}" for k in sorted(v))
     if isinstance(v, list):

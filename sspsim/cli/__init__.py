@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 import tomllib
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -71,6 +73,29 @@ def _parser() -> argparse.ArgumentParser:
     dep.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT")
     common(dep)
 
+    cal = sub.add_parser("calibrate", help="profile this machine with short real runs; write a calibrated simulator config")
+    cal.add_argument("config", type=Path)
+    cal.add_argument("--out", type=Path, required=True, help="the calibrated config to write (TOML)")
+    cal.add_argument("--clocks", type=int, default=40, help="clocks of the profile run (default 40)")
+    cal.add_argument("--workdir", type=Path, default=None, help="keep the profile runs here (default: beside --out)")
+    common(cal)
+
+    pl = sub.add_parser("plan", help="predict the best staleness and worker count (sweep over seeds) and say why")
+    pl.add_argument("config", type=Path, help="a (calibrated) config with run.target set, or --target")
+    pl.add_argument("--out", type=Path, required=True, help="sweep directory for the plan's runs (plan.json inside)")
+    pl.add_argument("--staleness", default="0,1,3,inf", help="values of consistency.staleness (default 0,1,3,inf)")
+    pl.add_argument("--workers", default=None, help="values of workers.count (default: the config's)")
+    pl.add_argument("--read-policy", default=None, help="values of consistency.read_policy (default: the config's)")
+    pl.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
+    pl.add_argument("--target", type=float, default=None, help="objective to reach (default: run.target)")
+    pl.add_argument("--jobs", "-j", type=int, default=1)
+    common(pl)
+
+    cmp_ = sub.add_parser("compare", help="predicted (a simulated run) against measured (a real run)")
+    cmp_.add_argument("sim_dir", type=Path)
+    cmp_.add_argument("real_dir", type=Path)
+    cmp_.add_argument("--json", action="store_true")
+
     demo = sub.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
     demo.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
     demo.add_argument("--quiet", "-q", action="store_true")
@@ -89,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "deploy":
             return _deploy(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "plan":
+            return _plan(args)
         if args.command == "demo":
             from sspsim.cli.demo import run_demo
 
@@ -199,6 +230,86 @@ def _deploy(args: argparse.Namespace) -> int:
         from sspsim.rundir import read_run
 
         _print_summary(read_run(out))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from sspsim.config import load_config
+
+    config = load_config(args.config, _overrides(args))
+    if args.clocks < 4:
+        raise InputError("--clocks", args.clocks, "must be >= 4")
+    from real.calibrate import calibrate
+
+    workdir = args.workdir or args.out.with_suffix("").with_name(args.out.stem + "-profile")
+    facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks)
+    if not args.quiet:
+        from sspsim.cli.console import print_table
+
+        c = facts["compute"]
+        rows = [
+            ("real compute per iteration (s)", f"mean {c['mean']:.4g}, p50 {c['p50']:.4g}, p99 {c['p99']:.4g} (n = {c['n']})"),
+            ("lognormal fit", f"KS {c['lognormal']['ks']:.3f}, p = {c['lognormal']['p_value']:.3g}" if "lognormal" in c else "-"),
+            ("pull at 1x / 10x / 100x bytes (s)", " / ".join(f"{v:.4g}" for v in facts["pull_seconds"])),
+            ("latency (s), bandwidth (B/s)", f"{facts['latency']:.4g}, {facts['bandwidth']:.4g}"),
+            ("server busy per push (s)", f"{facts['server_busy_per_push']:.4g}"),
+            ("start-up time (s)", f"{facts['startup_time']:.3g}"),
+        ]
+        print_table(f"calibrated config: {args.out} (profile runs in {workdir})", ("", "measured"), rows)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import math
+
+    from sspsim.cli.console import interactive, print_table, progress_bar
+    from sspsim.sim.plan import plan
+
+    if args.seeds < 1 or args.jobs < 1:
+        raise InputError("--seeds/--jobs", (args.seeds, args.jobs), "must be >= 1")
+    raw, base = _read_toml(args.config)
+    axes = {"consistency.staleness": [v.strip() for v in args.staleness.split(",") if v.strip()]}
+    if args.workers:
+        axes["workers.count"] = [v.strip() for v in args.workers.split(",") if v.strip()]
+    if args.read_policy:
+        axes["consistency.read_policy"] = [f'"{v.strip()}"' for v in args.read_policy.split(",") if v.strip()]
+    from sspsim.config import apply_overrides
+
+    raw = apply_overrides(raw, _overrides(args))
+    with progress_bar("planning", enabled=interactive() and not args.quiet) as progress:
+        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress)
+    if not args.quiet:
+        best = result.best
+        rows = []
+        for p in sorted(result.points, key=lambda p: p.median):
+            lo, hi = p.spread
+            mark = " <- best" if p is best else ""
+            fmt = lambda v: "not reached" if math.isinf(v) else f"{v:.4g}"  # noqa: E731
+            rows.append((p.label + mark, fmt(p.median), f"{fmt(lo)} .. {fmt(hi)}", f"{100 * p.reached:.0f} %",
+                         float(np.median(p.time_per_clock)), f"{100 * np.median(p.wait_fraction):.1f} %",
+                         float(np.median(p.mean_staleness))))
+        print_table(f"plan: time to objective {result.target:g}, {args.seeds} seeds each ({args.out})",
+                    ("configuration", "median time", "p10 .. p90", "reached", "time/clock", "waiting", "staleness"), rows,
+                    caption=f"{result.diagnosis['kind']}: {result.diagnosis['advice']}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from sspsim.compare import METRICS, compare_runs
+
+    result = compare_runs(args.sim_dir, args.real_dir)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    from sspsim.cli.console import print_table
+
+    labels = dict(METRICS)
+    rows = [(labels[m.name], m.predicted, m.measured, None if m.error is None else f"{100 * m.error:.1f} %") for m in result.metrics]
+    g = result.geomean_error
+    print_table(f"predicted ({args.sim_dir}) against measured ({args.real_dir})", ("metric", "predicted", "measured", "error"),
+                rows, caption=None if g is None else f"geometric mean of the errors: {100 * g:.1f} %")
     return 0
 
 

@@ -1,0 +1,122 @@
+"""``sspsim calibrate``: measure this machine with a short real run, write a simulator config.
+
+Three short deploys (about 20 s in all):
+
+1. **profile**: the config itself, shortened to ``--clocks`` clocks, injected delays on, so the
+   workers contend for the CPU as they will in the real run.  From its trace: the real
+   computation of every iteration (``real_compute_time``, without the injected delay), the pull
+   (``start_time - read_time``) and the server's busy time per push.
+2. **two message sizes** (problem ``none``, 10x and 100x the model, no injected delay): the pull
+   at three sizes gives ``latency + bytes / bandwidth`` by least squares.
+
+The calibrated config is the original with ``[workers] compute`` (the measured computation,
+resampled: the simulator adds it to the injected draw before the slowdown factors, as the real
+worker does), ``[network]`` latency, bandwidth, message size and ``apply_time`` (the server's
+busy time per push, a FIFO queue in the simulator), and a ``[calibration]`` table with what was
+measured and how well parametric models fit (Kolmogorov-Smirnov).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+import sspsim
+from real.launch import deploy
+from sspsim.config import Config, config_from_dict
+from sspsim.errors import InputError
+from sspsim.tomlwrite import dumps
+
+__all__ = ["calibrate", "fit_compute", "fit_network"]
+
+WIRE_HEADER = 8  # float64 header fields in every message (real.transport.HEADER)
+
+
+def fit_compute(samples: np.ndarray) -> dict[str, Any]:
+    """Goodness of fit of parametric models for the compute times (KS statistic and p-value)."""
+    samples = np.asarray(samples, dtype=float)
+    out: dict[str, Any] = {"mean": float(samples.mean()), "sd": float(samples.std()), "n": int(samples.size),
+                           "p50": float(np.median(samples)), "p99": float(np.quantile(samples, 0.99))}
+    if samples.size >= 8 and samples.min() > 0:
+        shape, _, scale = scipy.stats.lognorm.fit(samples, floc=0)
+        ks = scipy.stats.kstest(samples, "lognorm", args=(shape, 0, scale))
+        out["lognormal"] = {"mean": float(scale * np.exp(shape**2 / 2)), "sigma": float(shape),
+                            "ks": float(ks.statistic), "p_value": float(ks.pvalue)}
+        loc = float(samples.min())
+        ks = scipy.stats.kstest(samples, "expon", args=(loc, samples.mean() - loc))
+        out["shifted_exponential"] = {"shift": loc, "mean": float(samples.mean() - loc),
+                                      "ks": float(ks.statistic), "p_value": float(ks.pvalue)}
+    return out
+
+
+def fit_network(sizes: list[int], pulls: list[float]) -> tuple[float, float]:
+    """``pull(bytes) = latency + bytes / bandwidth`` by least squares; bandwidth inf if flat."""
+    x, y = np.asarray(sizes, dtype=float), np.asarray(pulls, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float(y.mean()), float("inf")
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 0:
+        return float(y.mean()), float("inf")
+    return float(max(intercept, 0.0)), float(1.0 / slope)
+
+
+def _profile(config: Config, out: Path) -> sspsim.Run:
+    meta = deploy(config, out)
+    if meta.get("status") != "complete":
+        raise InputError("calibrate", str(out), f"the profile run did not complete: {meta.get('reason')}")
+    return sspsim.read_run(out)
+
+
+def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40) -> dict[str, Any]:
+    """Profile this machine and write the calibrated simulator config to ``cal_file``."""
+    short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks), target=None, eval_every=None)
+    started = time.time()
+    profile = _profile(config.replace(run=short), workdir / "profile")
+    trace = profile.trace
+    compute = trace["real_compute_time"].to_numpy()
+    n_params = int(profile.meta["problem"]["n_params"])
+    pulls = [float((trace.start_time - trace.read_time).mean())]
+    sizes = [8 * (n_params + WIRE_HEADER)]
+    for scale in (10, 100):
+        dim = min(n_params * scale, 2_000_000)
+        timing = config.replace(
+            run=dataclasses.replace(short, clocks=min(20, short.clocks)),
+            problem=dataclasses.replace(config.problem, kind="none", dim=dim),
+            consistency=dataclasses.replace(config.consistency, staleness=sspsim.INF, read_policy="eager"),
+            real=dataclasses.replace(config.real, inject_delays=False),
+        )
+        t = _profile(timing, workdir / f"size-{dim}").trace
+        pulls.append(float((t.start_time - t.read_time).mean()))
+        sizes.append(8 * (dim + WIRE_HEADER))
+    latency, bandwidth = fit_network(sizes, pulls)
+    busy = profile.meta.get("server", {}).get("busy_per_push") or 0.0
+    fits = fit_compute(compute)
+    raw = config.to_dict()
+    raw["workers"]["compute"] = {"kind": "empirical", "samples": [float(v) for v in np.round(compute, 9)]}
+    raw["network"].update({"latency": latency, "bandwidth": bandwidth, "message_bytes": sizes[0], "apply_time": float(busy)})
+    raw["calibration"] = {
+        "host": socket.gethostname(),
+        "profile_clocks": short.clocks,
+        "workers": config.workers.count,
+        "compute": json.loads(json.dumps(fits)),
+        "pull_seconds": pulls,
+        "message_bytes": sizes,
+        "latency": latency,
+        "bandwidth": bandwidth,
+        "server_busy_per_push": float(busy),
+        "startup_time": float(profile.meta.get("startup_time") or 0.0),
+        "seconds": time.time() - started,
+    }
+    config_from_dict(raw, base_dir=cal_file.parent)  # what we write must load
+    cal_file.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"Calibrated by sspsim calibrate on {socket.gethostname()}: the config of the real run, plus the measured\n"
+              "computation ([workers] compute), network and server costs. Simulate it to predict that run.")
+    cal_file.write_text(dumps(raw, header=header))
+    return raw["calibration"]
