@@ -43,11 +43,12 @@ class PlanPoint:
 
     @property
     def median(self) -> float:
-        return float(np.median(self.time_to_target))
+        return float(np.percentile(np.asarray(self.time_to_target), 50, method="nearest"))
 
     @property
     def spread(self) -> tuple[float, float]:
-        return float(np.percentile(self.time_to_target, 10)), float(np.percentile(self.time_to_target, 90))
+        values = np.asarray(self.time_to_target)  # nearest rank: no interpolation between inf values
+        return float(np.percentile(values, 10, method="nearest")), float(np.percentile(values, 90, method="nearest"))
 
     @property
     def reached(self) -> float:

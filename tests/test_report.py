@@ -1,0 +1,270 @@
+"""The HTML report: self-contained, figures beside it, verdicts, stragglers, predicted vs measured,
+the seed paper's claims, the CLI, and a headless-browser check that every figure decodes."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("seaborn", reason="the reports extra (seaborn, matplotlib) is not installed")
+
+import sspsim  # noqa: E402
+from reports import build_report, make_report  # noqa: E402
+from reports.kumar2015 import kumar_claims, kumar_section, looks_like_kumar_sweep  # noqa: E402
+from sspsim.errors import InputError  # noqa: E402
+
+IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
+
+
+def _config(P: int, s: object, *, straggler: bool = False, clocks: int = 20, kind: str = "mlp") -> sspsim.Config:
+    raw: dict = {
+        "run": {"clocks": clocks, "seed": 0, "target": 2.2},
+        "problem": {"kind": kind, "batch_size": 16, "samples": 400},
+        "consistency": {"staleness": s},
+        "workers": {"count": P, "speed": {"kind": "exponential", "mean": 1.0}},
+    }
+    if kind == "mlp":
+        raw["problem"]["hidden"] = [8]
+    else:
+        raw["problem"] = {"kind": kind, "dim": 8}
+        raw["run"].pop("target")
+    if straggler:
+        raw["workers"]["stragglers"] = [{"worker": 0, "slowdown": 4.0}]
+    return sspsim.config_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Five small simulated runs: serial, P = 4 at s = 0, 3, inf, and P = 4 at s = 3 with a 4x straggler."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, P, s, strag in (("serial", 1, 0, False), ("bsp", 4, 0, False), ("ssp3", 4, 3, False),
+                              ("asp", 4, "inf", False), ("straggler", 4, 3, True)):
+        sspsim.simulate(_config(P, s, straggler=strag), root / name)
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return make_report(list(runs.values()), out, title="test report")
+
+
+def _imgs(html: str) -> list[str]:
+    return IMG.findall(html)
+
+
+def test_report_is_one_self_contained_file(report) -> None:  # type: ignore[no-untyped-def]
+    """No http(s) resources, no external script or stylesheet; every <img> is a data URI."""
+    html = report.path.read_text()
+    assert report.path.is_file() and html.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "<link" not in html and not re.search(r"<script[^>]*\bsrc=", html)
+    srcs = _imgs(html)
+    assert len(srcs) >= 4
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "data-images-loaded" in html and "naturalWidth" in html
+
+
+def test_each_figure_is_written_beside_the_html(report) -> None:  # type: ignore[no-untyped-def]
+    html = report.path.read_text()
+    folder = report.path.parent / "report_files"
+    pngs = sorted(folder.glob("*.png"))
+    assert [p.name for p in pngs] == [p.name for p in report.figures]
+    assert len(pngs) == len(_imgs(html)) >= 4
+    for path, src in zip(pngs, _imgs(html)):
+        assert path.read_bytes() == base64.b64decode(src.split(",", 1)[1]), path.name
+
+
+def test_sections_figures_verdicts_and_stragglers(report, runs) -> None:  # type: ignore[no-untyped-def]
+    html = report.path.read_text()
+    for section in ("runs", "objective-time", "objective-updates", "staleness", "time-split", "layers", "speedup",
+                    "verdicts"):
+        assert section in report.sections, (section, report.skipped)
+    assert "predicted-measured" in report.skipped  # no real run here: a note instead
+    # the verdict table, with run-level and group-level rows
+    assert "<th>theorem</th>" in html and "ssp.I1_gate" in html and "kumar2015.layer_gradients" in html
+    assert "Sweep-level" in html and "dutta2018.ssp_runtime" in html
+    # the straggler is named, in the runs that have one and only there
+    strag = re.search(r"<strong>Stragglers:</strong>(.*?)</p>", html, re.S)
+    assert strag is not None and "worker 0" in strag.group(1) and "w0x4" in strag.group(1)
+    assert "stragglers=none" not in strag.group(1)
+    # labels distinguish runs by config keys
+    for label in ("P=1 s=0", "P=4 s=0", "P=4 s=inf"):
+        assert label in html
+    # speedup table against the ideal line
+    assert "efficiency (speedup/P)" in html
+
+
+def test_figures_are_deterministic(report, runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    again = make_report(list(runs.values()), tmp_path / "again.html", title="test report")
+    assert [p.read_bytes() for p in again.figures] == [p.read_bytes() for p in report.figures]
+
+
+def test_predicted_against_measured(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A "real" run of the same experiment (a doctored copy of a sim run) gets the overlay and the metrics."""
+    real = tmp_path / "real"
+    shutil.copytree(runs["ssp3"], real)
+    meta = json.loads((real / "run.json").read_text())
+    meta["backend"] = "real"
+    for key in ("mean_iteration_time", "wait_fraction", "mean_staleness", "time_to_target"):
+        if meta["summary"].get(key) is not None:
+            meta["summary"][key] *= 1.1
+    (real / "run.json").write_text(json.dumps(meta))
+    evals = pd.read_csv(real / "evals.csv")
+    evals["time"] *= 1.1
+    evals.to_csv(real / "evals.csv", index=False)
+    out = build_report([runs["ssp3"], real], tmp_path / "pm.html")
+    html = out.read_text()
+    assert "Skipped" not in html.split('id="predicted-measured"')[1].split("</section>")[0]
+    assert "predicted (sim)" in html and "measured (real)" in html
+    assert "geometric mean of the errors" in html
+    assert re.search(r"10\.0 %", html)  # the 10 % errors doctored in above
+    assert (tmp_path / "pm_files").is_dir() and any("predicted-vs-measured" in p.name for p in (tmp_path / "pm_files").iterdir())
+
+
+def test_sections_without_data_are_skipped_with_a_note(tmp_path: Path) -> None:
+    """A timing-only run: no objective, no layers, one worker count, no real run."""
+    sspsim.simulate(_config(3, 1, kind="none", clocks=10), tmp_path / "timing")
+    r = make_report([tmp_path / "timing"], tmp_path / "t.html")
+    html = r.path.read_text()
+    for section in ("objective-time", "objective-updates", "layers", "speedup", "predicted-measured"):
+        assert section in r.skipped
+    assert html.count("Skipped:") >= 5
+    assert {"staleness", "time-split", "verdicts"} <= set(r.sections)
+    assert len(_imgs(html)) == len(r.figures) == 2
+
+
+def test_bad_input_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        build_report([tmp_path / "missing"], tmp_path / "r.html")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="neither a run directory"):
+        build_report([tmp_path / "empty"], tmp_path / "r.html")
+    with pytest.raises(InputError, match="at least one"):
+        build_report([], tmp_path / "r.html")
+
+
+# -- the seed paper's sweep ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """P in {1, 2, 4} x s in {0, 3}, a few clocks, written as a sweep directory (sweep.json)."""
+    from sspsim.sim.sweep import expand_grid, run_sweep
+
+    raw = {"run": {"clocks": 16, "seed": 1, "target": 2.25},
+           "problem": {"kind": "mlp", "hidden": [8], "batch_size": 16, "samples": 400},
+           "workers": {"speed": {"kind": "shifted_exponential", "shift": 1.0, "mean": 0.2}},
+           "network": {"latency": 0.02}}
+    out = tmp_path_factory.mktemp("sweep") / "grid"
+    points = expand_grid(raw, Path("."), ["workers.count=1,2,4", "consistency.staleness=0,3"])
+    run_sweep(points, out, jobs=1)
+    return out
+
+
+def test_kumar_claims_are_computed_from_the_runs(sweep: Path) -> None:
+    runs = [sspsim.read_run(d) for d in sorted(sweep.iterdir()) if (d / "run.json").is_file()]
+    assert looks_like_kumar_sweep(runs)
+    ttt = {(r.summary["workers"], r.meta["config"]["consistency"]["staleness"]): r.summary["time_to_target"] for r in runs}
+    assert all(v is not None for v in ttt.values()), ttt  # the configured target is reached by every run
+    claims = kumar_claims(runs)["mlp"]
+    assert [c.claim.split(" (")[0] for c in claims] == [
+        "speedup at 4 machines", "speedup from 1 to 4 machines, lab's DNN app", "same final objective across P and s",
+        "cost of staleness", "layerwise convergence"]
+    assert all(c.matches in ("yes", "no", "partly", "n/a") for c in claims)
+    speedups = {s: ttt[(1, s)] / ttt[(4, s)] for s in (0, 3)}
+    best_s = max(speedups, key=speedups.get)
+    assert f"best {speedups[best_s]:.2f}x at s={best_s}" in claims[0].measured
+    assert f"s=0: {speedups[0]:.2f}x" in claims[0].measured
+    eff = speedups[best_s] / 4
+    assert claims[0].matches == ("no" if eff > 1.1 else "yes" if eff >= 0.8 else "partly" if eff >= 0.6 else "no")
+    finals = [r.summary["final_objective"] for r in runs if r.summary["workers"] == 1]
+    assert f"serial final {sorted(finals)[len(finals) // 2]:.4g}" in claims[2].measured
+    assert "no figure available" in claims[3].paper and "updates" in claims[3].measured
+    html = kumar_section(runs)
+    assert "<th>sspsim measured</th>" in html and "<th>matches?</th>" in html
+    assert "Not covered by this sweep: P=6" in html
+    assert html.count("<img") >= 4
+
+
+def test_a_sweep_directory_gets_the_kumar_section(sweep: Path, tmp_path: Path) -> None:
+    r = make_report([sweep], tmp_path / "k.html")
+    html = r.path.read_text()
+    assert "kumar2015" in r.sections and "speedup" in r.sections
+    assert "The seed paper's claims" in html and "paper: ~6x" not in html.split('id="kumar2015"')[0]
+    assert f"sweep {sweep} (6 runs)" in html  # sweep-level verdicts of the sweep directory
+    assert len(_imgs(html)) == len(r.figures)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def _cli(argv: list[str]) -> int:
+    from sspsim.cli import report as cli_report
+
+    parser = argparse.ArgumentParser(prog="sspsim")
+    cli_report.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def test_cli_builds_the_report(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.html"
+    assert _cli(["report", str(runs["serial"]), str(runs["bsp"]), "-o", str(out), "--title", "two runs"]) == 0
+    printed = capsys.readouterr().out
+    n = len(_imgs(out.read_text()))
+    assert str(out) in printed and f"figures: {n}" in printed and n >= 4
+    assert "<title>two runs</title>" in out.read_text()
+
+
+def test_cli_bad_input(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        _cli(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")])
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputError, match="neither a run directory"):
+        _cli(["report", str(tmp_path / "plain"), "-o", str(tmp_path / "r.html")])
+    with pytest.raises(InputError, match="html"):
+        _cli(["report", str(runs["serial"]), "-o", str(tmp_path / "r.pdf")])
+
+
+def test_cli_main_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through ``sspsim.cli.main`` once the subcommand is registered there."""
+    from sspsim.cli import main
+
+    try:
+        main(["report", "--help"])
+    except SystemExit as exc:
+        if exc.code != 0:
+            pytest.skip("the report subcommand is not registered in sspsim/cli/__init__.py yet")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not found" in err
+
+
+# -- a real browser ---------------------------------------------------------------------------------
+
+def test_every_figure_loads_in_headless_chromium(report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian package chromium not installed (no chromium or chromium-browser on PATH)")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+           report.path.resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = re.search(r"<body\b[^>]*>", done.stdout)
+    assert body is not None, done.stdout[:500]
+    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
+    total = re.search(r'data-images-total="(\d+)"', body.group(0))
+    assert loaded and total, body.group(0)
+    assert int(loaded.group(1)) == int(total.group(1)) == len(report.figures) >= 4
