@@ -274,12 +274,6 @@ def _clashing(labels: list[list[str]]) -> list[int]:
     return [i for i, j in enumerate(joined) if joined.count(j) > 1]
 
 
-def hue_order(entries: Iterable[RunEntry]) -> list[str]:
-    """Staleness levels present, as text, in numeric order (inf last)."""
-    values = sorted({e.s for e in entries})
-    return [f"s={staleness_text(v)}" for v in values]
-
-
 # -- tables the figures draw ------------------------------------------------------------------
 
 def _common(e: RunEntry) -> dict[str, Any]:

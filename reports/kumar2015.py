@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from reports import data as D
-from reports.html import FigureSink, esc, note, table
+from reports.html import FigureSink, esc, note
 from sspsim.rundir import Run
 
 __all__ = ["Claim", "PAPER_P", "PAPER_SPEEDUP", "APP_SPEEDUP", "kumar_claims", "kumar_section", "looks_like_kumar_sweep"]

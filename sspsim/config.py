@@ -41,6 +41,7 @@ READ_POLICIES = ("eager", "lazy", "push")
 SCHEDULES = ("constant", "inv_sqrt")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DIGITS_SAMPLES = 1797  # images in scikit-learn's load_digits
+METADATA_SECTIONS = ("calibration", "sweep")  # tables kept verbatim for the tools that read them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +164,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     real: RealConfig = field(default_factory=RealConfig)
     calibration: dict[str, Any] | None = None  # what `sspsim calibrate` measured (kept, not used)
+    sweep: dict[str, Any] | None = None  # what `sspsim sweep` runs when given no --grid (kept, not used here)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problem", self.problem.resolved())
@@ -182,9 +184,9 @@ class Config:
         out: dict[str, Any] = {}
         for section in dataclasses.fields(self):
             value = getattr(self, section.name)
-            if section.name == "calibration":
+            if section.name in METADATA_SECTIONS:
                 if value is not None:
-                    out["calibration"] = _deep_copy(value)
+                    out[section.name] = _deep_copy(value)
                 continue
             table: dict[str, Any] = {}
             for f in dataclasses.fields(value):
@@ -260,9 +262,12 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
         raise ConfigError("config", raw, "must be a table of sections")
     sections = {f.name: f for f in dataclasses.fields(Config)}
     _reject_unknown("", raw, sections)
-    calibration = raw.get("calibration")
-    if calibration is not None and not isinstance(calibration, Mapping):
-        raise ConfigError("calibration", calibration, "must be a table ([calibration])")
+    meta = {}
+    for name in METADATA_SECTIONS:
+        table = raw.get(name)
+        if table is not None and not isinstance(table, Mapping):
+            raise ConfigError(name, table, f"must be a table ([{name}])")
+        meta[name] = None if table is None else _deep_copy(table)
     built: dict[str, Any] = {}
     for name, parsers in _SCHEMA.items():
         table = raw.get(name, {})
@@ -271,7 +276,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
         _reject_unknown(name + ".", table, parsers)
         kwargs = {key: parse(f"{name}.{key}", table[key], base) for key, parse in parsers.items() if key in table}
         built[name] = _SECTION_TYPES[name](**kwargs)
-    return Config(**built, calibration=None if calibration is None else _deep_copy(calibration))
+    return Config(**built, **meta)
 
 
 def _reject_unknown(prefix: str, table: Mapping[str, Any], known: Mapping[str, Any]) -> None:

@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="simulate the cartesian product of --grid values, in parallel")
     sw.add_argument("config", type=Path)
-    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", required=True,
-                    help="a key and its values, e.g. --grid consistency.staleness=0,3,inf (repeatable)")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="a key and its values, e.g. --grid consistency.staleness=0,3,inf (repeatable; "
+                         "default: the config's [sweep] table)")
     sw.add_argument("--out", type=Path, required=True, help="sweep directory: one run directory per point")
     sw.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
     common(sw)
@@ -99,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
     demo.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
     demo.add_argument("--quiet", "-q", action="store_true")
+
+    from sspsim.cli.report import add_parser as add_report
+
+    add_report(sub)
     return p
 
 
@@ -124,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sspsim.cli.demo import run_demo
 
             return run_demo(args.out, quiet=args.quiet)
+        if args.command == "report":
+            from sspsim.cli.report import run as run_report
+
+            return run_report(args)
     except InputError as exc:
         sys.stderr.write(f"sspsim: error: {exc}\n")
         return EXIT_INPUT
@@ -158,7 +167,14 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError("--jobs", args.jobs, "must be >= 1")
     raw, base = _read_toml(args.config)
-    points = expand_grid(raw, base, args.grid, _overrides(args))
+    grids, variants = args.grid, None
+    if not grids:
+        from sspsim.sim.sweep import grids_from_config
+
+        if "sweep" not in raw:
+            raise InputError("--grid", None, "give at least one --grid KEY=V1,V2,... or a [sweep] table in the config")
+        grids, variants = grids_from_config(raw)
+    points = expand_grid(raw, base, grids, _overrides(args), variants)
     with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
         rows = run_sweep(points, args.out, jobs=args.jobs, progress=progress)
     if not args.quiet:

@@ -62,10 +62,48 @@ def parse_grid(item: str) -> tuple[str, list[str]]:
     return key.strip(), values
 
 
+def grids_from_config(raw: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The ``[sweep]`` table of a config: ``grid = { "key" = [values] }``, optional ``seeds = N``
+    (run.seed = 0..N-1) and ``[[sweep.variant]]`` entries ``{ name, set = { "key" = value } }``.
+
+    Returns the --grid strings and the variants as (name, overrides).
+    """
+    from sspsim.tomlwrite import _value
+
+    table = raw.get("sweep") or {}
+    grid = table.get("grid", {})
+    if not isinstance(grid, Mapping) or not grid:
+        raise InputError("sweep.grid", grid, 'must be a table of value lists, e.g. { "consistency.staleness" = [0, 3] }')
+    grids = []
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise InputError(f"sweep.grid.{key}", values, "must be a non-empty list of values")
+        grids.append(f"{key}=" + ",".join(_value(v) for v in values))
+    seeds = table.get("seeds")
+    if seeds is not None:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise InputError("sweep.seeds", seeds, "must be an integer >= 1")
+        grids.append("run.seed=" + ",".join(str(i) for i in range(seeds)))
+    variants = []
+    for i, v in enumerate(table.get("variant", [])):
+        if not isinstance(v, Mapping) or not isinstance(v.get("name"), str) or not isinstance(v.get("set", {}), Mapping):
+            raise InputError(f"sweep.variant[{i}]", v, 'must be { name = "...", set = { "key" = value } }')
+        variants.append((v["name"], [f"{k}={_value(x)}" for k, x in v.get("set", {}).items()]))
+    return grids, variants
+
+
 def expand_grid(
-    raw: Mapping[str, Any], base_dir: Path, grids: list[str], overrides: list[str] = ()  # type: ignore[assignment]
+    raw: Mapping[str, Any], base_dir: Path, grids: list[str], overrides: list[str] = (),  # type: ignore[assignment]
+    variants: list[tuple[str, list[str]]] | None = None,
 ) -> list[SweepPoint]:
-    """Every combination of the grid values, validated before anything runs."""
+    """Every combination of the grid values (for every variant), validated before anything runs."""
+    if variants:
+        points = []
+        for name, sets in variants:
+            for point in expand_grid(raw, base_dir, grids, [*overrides, *sets]):
+                points.append(SweepPoint(name=f"{_slug(name)}_{point.name}", overrides=(*sets, *point.overrides),
+                                         config=point.config))
+        return points
     axes = [parse_grid(g) for g in grids]
     keys = [k for k, _ in axes]
     if len(set(keys)) != len(keys):
