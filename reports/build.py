@@ -254,6 +254,34 @@ def _speedup_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
     return body, None
 
 
+def _fidelity_limits(real: D.RunEntry) -> str:
+    """What limits the prediction, measured on the real run: processes per core, how much of an
+    iteration is real computation (which contends for the cores), the server's time per push."""
+    from sspsim.rundir import read_run
+
+    run = read_run(real.path)
+    ranks = run.meta.get("hardware", {}).get("ranks") or []
+    cores = max((r.get("cpus") or 0 for r in ranks), default=0)
+    trace = run.trace
+    parts = []
+    if ranks and cores:
+        parts.append(f"{len(ranks)} processes shared {cores} cores")
+    if "real_compute_time" in trace.columns and trace.compute_time.mean() > 0:
+        share = float(trace.real_compute_time.mean() / trace.compute_time.mean())
+        parts.append(f"real computation was {100 * share:.0f} % of the compute time (the rest injected delay, "
+                     "which uses no CPU)")
+    busy = (run.meta.get("server") or {}).get("busy_per_push")
+    if busy:
+        parts.append(f"the server spent {1e3 * busy:.2f} ms per push, {100 * busy / run.summary['mean_iteration_time']:.1f} % "
+                     "of an iteration, serially")
+    text = ("What limits the fidelity: " + "; ".join(parts) + ". The simulator models the measured computation, "
+            "the message cost and the server's time per push (a FIFO queue); it does not model CPU contention beyond "
+            "what the calibration profile saw, so predictions degrade when computation dominates on fewer cores than "
+            "processes, and at sub-millisecond iterations, where scheduler and timer noise are of the order of an "
+            "iteration.") if parts else ""
+    return _what(text) if text else ""
+
+
 def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
     reals = [e for e in entries if e.backend == "real"]
     if not reals:
@@ -284,7 +312,7 @@ def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
         rows.append(["geometric mean of the errors", "", "", "\u2014" if g is None else f"{100 * g:.1f} %"])
         tables.append(f"<h3>{esc(name)}</h3>" + _what(f"simulated: {comp.simulated}; measured: {comp.measured}.")
                       + table(["metric", "predicted (sim)", "measured (real)", "error"], rows,
-                              classes=["", "num", "num", "num"]))
+                              classes=["", "num", "num", "num"]) + _fidelity_limits(real))
     what = ("Where a simulated run and a real run describe the same experiment (same workers, staleness, read "
             "policy, clocks and problem), the simulator's prediction (dashed) is drawn over the measurement "
             "(solid), and sspsim.compare's metrics give the relative error of each prediction and their "
