@@ -143,7 +143,18 @@ def _relative_tolerance(rd: RunData) -> float:
 
 # -- E1 ---------------------------------------------------------------------------------------
 
-class SameOptimum(Theorem[SweepData]):
+class _GroupedTheorem(Theorem[SweepData]):
+    """A sweep-scope check over groups of runs; ``_groups`` returns the usable groups and why others are not."""
+
+    def _groups(self, sweep: SweepData) -> tuple[list[list[RunData]], list[str]]:
+        raise NotImplementedError
+
+    def assumptions(self, sweep: SweepData) -> list[str]:
+        good, reasons = self._groups(sweep)
+        return [] if good else (list(dict.fromkeys(reasons)) or ["needs a sweep"])
+
+
+class SameOptimum(_GroupedTheorem):
     name = "kumar2015.same_optimum"
     scope = "sweep"
     reference = Reference(SRC, "E1 (reconstructed from the abstract's 'same optima as the undistributed setting')", "X")
@@ -175,10 +186,6 @@ class SameOptimum(Theorem[SweepData]):
                 continue
             good.append(group)
         return good, reasons
-
-    def assumptions(self, sweep: SweepData) -> list[str]:
-        good, reasons = self._groups(sweep)
-        return [] if good else (list(dict.fromkeys(reasons)) or ["needs a sweep"])
 
     def measure(self, sweep: SweepData) -> Finding:
         good, _ = self._groups(sweep)
@@ -358,7 +365,7 @@ class LayerGradients(Theorem[RunData]):
 
 # -- E4 ---------------------------------------------------------------------------------------
 
-class WeightsInProbability(Theorem[SweepData]):
+class WeightsInProbability(_GroupedTheorem):
     name = "kumar2015.weights_in_probability"
     scope = "sweep"
     reference = Reference(SRC, "E4 (reconstructed convergence of the weights in probability, Markov form)", "X")
@@ -395,10 +402,6 @@ class WeightsInProbability(Theorem[SweepData]):
                 continue
             good.append(group)
         return good, reasons
-
-    def assumptions(self, sweep: SweepData) -> list[str]:
-        good, reasons = self._groups(sweep)
-        return [] if good else (list(dict.fromkeys(reasons)) or ["needs a sweep"])
 
     def measure(self, sweep: SweepData) -> Finding:
         good, _ = self._groups(sweep)
