@@ -57,13 +57,17 @@ def fit_compute(samples: np.ndarray) -> dict[str, Any]:
 
 
 def fit_network(sizes: list[int], pulls: list[float]) -> tuple[float, float]:
-    """``pull(bytes) = latency + bytes / bandwidth`` by least squares; bandwidth inf if flat."""
+    """``pull(bytes) = latency + bytes / bandwidth`` by least squares over the sizes.
+
+    When the pulls do not grow with size (loopback noise), bandwidth is inf and the latency is
+    the pull measured at the model's own size, the first one.
+    """
     x, y = np.asarray(sizes, dtype=float), np.asarray(pulls, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0:
-        return float(y.mean()), float("inf")
+        return float(y[0]), float("inf")
     slope, intercept = np.polyfit(x, y, 1)
     if slope <= 0:
-        return float(y.mean()), float("inf")
+        return float(y[0]), float("inf")
     return float(max(intercept, 0.0)), float(1.0 / slope)
 
 

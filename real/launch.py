@@ -1,7 +1,7 @@
 """``sspsim deploy``: start the run under ``torchrun`` on this machine and report how it ended.
 
 Standalone: ``torchrun --standalone --nproc-per-node P+1`` (P workers and the server), Gloo
-bound to the loopback interface unless ``[real] address`` names another.  The resolved config
+bound to the loopback interface unless ``[real] interface`` names another.  The resolved config
 is written to ``DIR/config.json`` first, so every process reads the same one; the launcher's
 own output goes to ``DIR/launch.log``.  Multi-node runs use torchrun directly
 (:func:`torchrun_command` prints the command for one node).
@@ -25,15 +25,15 @@ __all__ = ["deploy", "torchrun_command"]
 
 
 def torchrun_command(
-    config_file: Path, out: Path, *, nproc: int, nnodes: int = 1, node_rank: int = 0,
+    config_file: Path, out: Path, *, nproc: int, nnodes: int = 1,
     endpoint: str | None = None, resume: bool = False, baseline: str | None = None,
 ) -> list[str]:
     """The torchrun command line of one node (standalone when ``nnodes == 1`` and no endpoint)."""
     cmd = [sys.executable, "-m", "torch.distributed.run"]
     if nnodes == 1 and endpoint is None:
         cmd += ["--standalone", "--nnodes=1"]
-    else:
-        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"]
+    else:  # the c10d rendezvous numbers the nodes itself (torchrun ignores --node-rank with it)
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"]
     cmd += [f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "real.main",
             "--config", str(config_file), "--out", str(out)]
     if resume:
@@ -55,25 +55,24 @@ def loopback_interface() -> str | None:
 
 
 def environment(config: Config) -> dict[str, str]:
-    """The processes' environment: one OpenMP thread each, Gloo on loopback unless an address is named."""
+    """The environment of a one-machine run: one OpenMP thread per process, Gloo on
+    ``[real] interface``, or on loopback when none is named."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    if config.real.address:
-        env["MASTER_ADDR"] = config.real.address
-    else:
-        lo = loopback_interface()
-        if lo:
-            env.setdefault("GLOO_SOCKET_IFNAME", lo)
-        env.setdefault("MASTER_ADDR", "127.0.0.1")
+    interface = config.real.interface or loopback_interface()
+    if interface:
+        env.setdefault("GLOO_SOCKET_IFNAME", interface)
     return env
 
 
 def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | None = None) -> dict:
     """Run ``config`` for real; return the run.json written (status complete or incomplete)."""
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'") from None
+    if config.real.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
     out = Path(out)
     if resume:
         if not (out / "run.json").is_file():

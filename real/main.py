@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from real.worker import pick_device
 
     baseline = args.baseline == "ddp"
+    if config.real.interface:  # every node reads its config: each binds Gloo to the interface named there
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", config.real.interface)
     timeout = datetime.timedelta(seconds=max(60.0, 3 * config.real.timeout))
     dist.init_process_group("gloo", timeout=timeout)
     rank, world = dist.get_rank(), dist.get_world_size()

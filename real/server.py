@@ -2,8 +2,8 @@
 simulator's own :class:`sspsim.server.ParameterServer`; this module only moves messages,
 stamps wall-clock times, watches for dead workers, checkpoints, and writes the run directory.
 
-Times in the trace are seconds since the run started (``time.time()`` on the server; workers
-convert theirs with an offset measured at their first message, so several hosts work too).
+Times in the trace are seconds since the run started (``time.time()`` on the server; workers on
+other hosts convert theirs with a clock offset measured at start-up, see ``real.main``).
 """
 
 from __future__ import annotations

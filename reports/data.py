@@ -215,7 +215,10 @@ def label_runs(entries: list[RunEntry]) -> None:
     """
     if not entries:
         return
-    flats = [{"backend": e.backend, **_flat(e.config)} for e in entries]
+    from sspsim.config import METADATA_SECTIONS
+
+    flats = [{"backend": e.backend, **_flat({k: v for k, v in e.config.items() if k not in METADATA_SECTIONS})}
+             for e in entries]
     varying = {k for k in set().union(*flats) if len({f.get(k) for f in flats}) > 1}
 
     def base(e: RunEntry, f: dict[str, str]) -> list[str]:

@@ -149,7 +149,8 @@ class RealConfig:
     device: str = "auto"  # auto | cpu | cuda: where workers compute
     dtype: str = "float64"  # float64 | float32: the workers' arithmetic
     inject_delays: bool = True  # [workers] speed and stragglers become sleeps on top of real compute
-    address: str = ""  # interface address to bind; empty: loopback
+    interface: str = ""  # network interface Gloo uses (GLOO_SOCKET_IFNAME), e.g. "eth0"; empty: loopback for
+    # one machine, Gloo's own choice (the host name's interface) for several
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,7 +446,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "device": _choice(("auto", "cpu", "cuda")),
         "dtype": _choice(("float64", "float32")),
         "inject_delays": _bool,
-        "address": _string,
+        "interface": _string,
     },
 }
 _SECTION_TYPES: dict[str, type] = {

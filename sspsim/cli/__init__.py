@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from sspsim.errors import InputError
+from sspsim.errors import MISSING, InputError
 
 __all__ = ["main"]
 
@@ -69,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     dep.add_argument("--print-command", action="store_true",
                      help="print the torchrun command of one node of a multi-node run and exit")
     dep.add_argument("--nnodes", type=int, default=1)
-    dep.add_argument("--node-rank", type=int, default=0)
     dep.add_argument("--nproc-per-node", type=int, default=None)
     dep.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT")
     common(dep)
@@ -172,7 +171,7 @@ def _sweep(args: argparse.Namespace) -> int:
         from sspsim.sim.sweep import grids_from_config
 
         if "sweep" not in raw:
-            raise InputError("--grid", None, "give at least one --grid KEY=V1,V2,... or a [sweep] table in the config")
+            raise InputError("--grid", MISSING, "give at least one --grid KEY=V1,V2,... or a [sweep] table in the config")
         grids, variants = grids_from_config(raw)
     points = expand_grid(raw, base, grids, _overrides(args), variants)
     with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
@@ -200,7 +199,7 @@ def _check(args: argparse.Namespace) -> int:
                     [(t.name, str(t.reference), t.scope, t.summary) for t in CATALOGUE])
         return 0
     if args.dir is None:
-        raise InputError("DIR", None, "give a run directory or a sweep directory to check (or --list)")
+        raise InputError("DIR", MISSING, "give a run directory or a sweep directory to check (or --list)")
     verdicts = check_path(args.dir, args.theorem)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2))
@@ -218,21 +217,26 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.resume is not None:
         from real.launch import resume_config
 
+        if args.overrides or args.seed is not None or args.config is not None:
+            raise InputError("--resume", str(args.resume), "continues with the run's own config: drop CONFIG, --set and --seed")
         out, config = args.resume, resume_config(args.resume)
     else:
         if args.config is None or args.out is None:
-            raise InputError("deploy", None, "needs CONFIG and --out DIR (or --resume DIR)")
+            raise InputError("deploy", MISSING, "needs CONFIG and --out DIR (or --resume DIR)")
         out, config = args.out, load_config(args.config, _overrides(args))
     if args.print_command:
         from real.launch import torchrun_command
 
         if args.config is None or args.out is None:
-            raise InputError("--print-command", None, "needs CONFIG and --out DIR")
+            raise InputError("--print-command", MISSING, "needs CONFIG and --out DIR")
         need = config.workers.count + (0 if args.baseline else 1)
-        nproc = args.nproc_per_node or -(-need // args.nnodes)
-        if nproc * args.nnodes != need:
-            raise InputError("--nproc-per-node", nproc, f"x --nnodes {args.nnodes} must equal {need} processes")
-        cmd = torchrun_command(args.config, args.out, nproc=nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+        nproc = args.nproc_per_node
+        if nproc is None:
+            if need % args.nnodes:
+                raise InputError("--nproc-per-node", MISSING, f"{need} processes do not split evenly over {args.nnodes} "
+                                 "nodes: give each node's count (they must add up to {need})".replace("{need}", str(need)))
+            nproc = need // args.nnodes
+        cmd = torchrun_command(args.config, args.out, nproc=nproc, nnodes=args.nnodes,
                                endpoint=args.rdzv_endpoint or "HOST:29500", baseline=args.baseline)
         print(" ".join(["torchrun", *cmd[3:]]))
         return 0
@@ -283,6 +287,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.jobs < 1:
         raise InputError("--seeds/--jobs", (args.seeds, args.jobs), "must be >= 1")
+    if args.seed is not None or any(o.startswith("run.seed=") for o in args.overrides):
+        raise InputError("--seed", args.seed, "plan runs seeds 0..N-1 of every configuration: set how many with --seeds")
     raw, base = _read_toml(args.config)
     axes = {"consistency.staleness": [v.strip() for v in args.staleness.split(",") if v.strip()]}
     if args.workers:

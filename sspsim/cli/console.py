@@ -36,7 +36,7 @@ def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[int, int], 
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None) -> None:
-    """Print a table to stdout (plain text when stdout is not a terminal)."""
+    """Print a rich table to stdout (120 columns wide when stdout is not a terminal)."""
     from rich.table import Table
 
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")

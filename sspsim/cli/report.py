@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sspsim.errors import InputError
+from sspsim.errors import MISSING, InputError
 
 __all__ = ["add_parser", "run"]
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from reports.build import make_report
     except ImportError as exc:  # pragma: no cover - the reports extra is not installed
-        raise InputError("report", None, f"needs the reports extra (pip install 'sspsim[reports]'): {exc}") from None
+        raise InputError("report", MISSING, f"needs the reports extra (pip install 'sspsim[reports]'): {exc}") from None
     report = make_report(args.dirs, args.out, title=args.title)
     print(f"report: {report.path}")
     print(f"figures: {len(report.figures)} (also in {report.path.with_name(report.path.stem + '_files')})")

@@ -96,9 +96,9 @@ def plan(
     overrides = [] if target is None else [f"run.target={target}"]
     points = expand_grid(raw, base_dir, grids, overrides)
     if points[0].config.run.target is None:
-        from sspsim.errors import InputError
+        from sspsim.errors import MISSING, InputError
 
-        raise InputError("run.target", None, "plan ranks configurations by time to a target objective: set run.target or --target")
+        raise InputError("run.target", MISSING, "plan ranks configurations by time to a target objective: set run.target or --target")
     rows = run_sweep(points, out, jobs=jobs, progress=progress)
     groups: dict[str, PlanPoint] = {}
     for point, row in zip(points, rows):

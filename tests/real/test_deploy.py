@@ -151,7 +151,7 @@ def test_two_nodes_on_loopback(tmp_path: Path) -> None:
     env = environment(sspsim.Config())
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={i}", "--rdzv-backend=c10d",
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--rdzv-backend=c10d",
              f"--rdzv-endpoint=127.0.0.1:{port}", "--nproc-per-node=2", "--max-restarts=0",
              "-m", "real.main", "--config", str(config_file), "--out", str(tmp_path / "run")],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -177,15 +177,15 @@ def test_deploy_cli_bad_input_exits_2(tmp_path: Path) -> None:
 
 
 def test_print_command_for_a_multi_node_run(tmp_path: Path) -> None:
-    """--print-command gives node i's torchrun line with the c10d rendezvous."""
+    """--print-command gives a node's torchrun line with the c10d rendezvous (which numbers the nodes)."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG)
     proc = subprocess.run(
         [sys.executable, "-m", "sspsim", "deploy", str(cfg), "--out", "runs/x", "--print-command", "--nnodes", "2",
-         "--node-rank", "1", "--rdzv-endpoint", "10.0.0.1:29500"], capture_output=True, text=True, timeout=60)
+         "--rdzv-endpoint", "10.0.0.1:29500"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     line = proc.stdout.strip()
-    assert line.startswith("torchrun ") and "--nnodes=2" in line and "--node-rank=1" in line
+    assert line.startswith("torchrun ") and "--nnodes=2" in line and "--node-rank" not in line
     assert "--rdzv-endpoint=10.0.0.1:29500" in line and "--nproc-per-node=2" in line and "-m real.main" in line
 
 
