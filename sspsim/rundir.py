@@ -127,6 +127,9 @@ def write_run(
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the run directory should not be
     try:
         if trace is not None:
             pd.DataFrame(dict(trace)).to_csv(tmp / "trace.csv", index=False, lineterminator="\n")
