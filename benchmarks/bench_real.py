@@ -21,7 +21,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 import sspsim
 from real.launch import deploy

@@ -9,7 +9,6 @@ config).  It never talks to a live backend.  Input it cannot use raises
 from __future__ import annotations
 
 import json
-import math
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -275,7 +274,3 @@ def _read_trace(path: Path, config: Config) -> pd.DataFrame:
     else:
         df = df.sort_values("commit_time", kind="stable")
     return df.reset_index(drop=True)
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)

@@ -18,7 +18,7 @@ import numpy as np
 
 from real.checkpoint import load_checkpoint, save_checkpoint
 from real.rundir import RealRun
-from real.transport import HELLO, LAST, PUSH, READ, STOP, GlooTransport
+from real.transport import HELLO, LAST, PUSH, READ, GlooTransport
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize

@@ -7,7 +7,6 @@ few and shared through module-scoped fixtures.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
