@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 import sspsim
-from real.launch import deploy
+from sspsim.real.launch import deploy
 from sspsim.schedule import batch_schedule
 from sspsim.speeds import compute_times
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import sspsim
-from proofs_check import CATALOGUE, check_path
-from proofs_check.ho2013 import theorem_step
+from sspsim.proofs_check import CATALOGUE, check_path
+from sspsim.proofs_check.ho2013 import theorem_step
 from sspsim.sim.sweep import expand_grid, run_sweep
 
 

@@ -6,11 +6,11 @@ directories only, from any backend or written by hand, and return frozen verdict
 assert or print.
 """
 
-from proofs_check.evidence import RunData, SweepData, load_evidence
-from proofs_check.registry import CATALOGUE, select
-from proofs_check.runner import check_evidence, check_path
-from proofs_check.theorem import Finding, Reference, Theorem
-from proofs_check.verdict import Outcome, Verdict
+from sspsim.proofs_check.evidence import RunData, SweepData, load_evidence
+from sspsim.proofs_check.registry import CATALOGUE, select
+from sspsim.proofs_check.runner import check_evidence, check_path
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.verdict import Outcome, Verdict
 
 __all__ = [
     "CATALOGUE",

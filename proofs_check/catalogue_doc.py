@@ -1,6 +1,6 @@
 """Render the theorem catalogue as Markdown: ``docs/reference/theorems.md`` is this module's output.
 
-    python -m proofs_check.catalogue_doc > docs/reference/theorems.md
+    python -m sspsim.proofs_check.catalogue_doc > docs/reference/theorems.md
 
 The page is generated from :data:`proofs_check.CATALOGUE` (names, references, evidence tags,
 scopes, statements, and the first paragraph of each check's own docstring), so it cannot drift
@@ -13,12 +13,12 @@ import inspect
 import re
 import sys
 
-from proofs_check.registry import CATALOGUE
-from proofs_check.theorem import Theorem
+from sspsim.proofs_check.registry import CATALOGUE
+from sspsim.proofs_check.theorem import Theorem
 
 __all__ = ["COMMAND", "TAGS", "main", "render"]
 
-COMMAND = "python -m proofs_check.catalogue_doc > docs/reference/theorems.md"
+COMMAND = "python -m sspsim.proofs_check.catalogue_doc > docs/reference/theorems.md"
 
 TAGS: dict[str, tuple[str, str]] = {  # tag: (short name, what it means), as in the project's reference/theorems.md
     "V": ("verified", "stated in a public source that was read directly."),
@@ -74,7 +74,7 @@ def render() -> str:
     lines = [
         "# Theorem catalogue",
         "",
-        "<!-- Generated from proofs_check.CATALOGUE; do not edit by hand. Regenerate with:",
+        "<!-- Generated from sspsim.proofs_check.CATALOGUE; do not edit by hand. Regenerate with:",
         f"     {COMMAND} -->",
         "",
         f"`sspsim check` runs these {len(CATALOGUE)} checks, in this order. "

@@ -5,7 +5,7 @@ and constants are recalled, not re-read).
 
 **Tail bound [R].**  Convex f = sum_t f_t with every f_t L-Lipschitz, D(x* || x) <= F^2 along the
 run, steps eta_t = eta / sqrt(t).  With gamma_t = |A_t| + |B_t| the inconsistency of update t
-(Ho et al.'s sets against the round-robin order, :mod:`proofs_check.readsets`), mu_gamma its mean
+(Ho et al.'s sets against the round-robin order, :mod:`sspsim.proofs_check.readsets`), mu_gamma its mean
 and sigma_gamma its variance over the run, for every tau > 0
 
     Pr[ R[X]/T - (eta L^2 + F^2/eta + 2 eta L^2 mu_gamma) / sqrt(T) >= tau ]
@@ -40,11 +40,11 @@ import math
 import numpy as np
 import scipy.stats
 
-from proofs_check.evidence import RunData, SweepData
-from proofs_check.ho2013 import stream_regret
-from proofs_check.readsets import read_sets
-from proofs_check.replay import run_math
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData, SweepData
+from sspsim.proofs_check.ho2013 import stream_regret
+from sspsim.proofs_check.readsets import read_sets
+from sspsim.proofs_check.replay import run_math
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["EsspInconsistency", "TailBound", "config_key", "groups_except"]
 

@@ -39,8 +39,8 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
-from proofs_check.evidence import RunData
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["StabilityThreshold", "StationaryLoss", "companion", "constant_delay", "stationary_excess", "threshold"]
 

@@ -42,8 +42,8 @@ import numpy as np
 import scipy.integrate
 import scipy.stats
 
-from proofs_check.evidence import RunData, SweepData
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData, SweepData
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 from sspsim import speeds as sp
 
 __all__ = [

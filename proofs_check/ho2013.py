@@ -11,10 +11,10 @@ import math
 import numpy as np
 import scipy.optimize
 
-from proofs_check.evidence import RunData
-from proofs_check.readsets import read_sets
-from proofs_check.replay import run_math
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData
+from sspsim.proofs_check.readsets import read_sets
+from sspsim.proofs_check.replay import run_math
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 from sspsim.config import Config
 from sspsim.sampling import sample_indices
 

@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-from proofs_check.evidence import RunData
-from proofs_check.readsets import read_sets
-from proofs_check.replay import replay
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData
+from sspsim.proofs_check.readsets import read_sets
+from sspsim.proofs_check.replay import replay
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 from sspsim.optimizer import StepSize
 from sspsim.sampling import sample_indices
 

@@ -19,7 +19,7 @@ paper's theorems; every verdict's detail says so.
   the triangle inequality gives, for every layer l and read t,
   ``||W~_{l,t} - W_{l,t}|| <= sum_{i in A_t u B_t} ||u_{l,i}||`` (relative float tolerance 1e-9 for
   the simulator, 1e-4 for other backends).  A_t u B_t comes from the read sets
-  (:mod:`proofs_check.readsets`): for each worker q the block of its clocks between what the read
+  (:mod:`sspsim.proofs_check.readsets`): for each worker q the block of its clocks between what the read
   holds and what the reference holds.  The reads are the audit log's parameters (what the workers
   really used) when present; without an audit log the replay rebuilds them from the read sets,
   which makes the check an arithmetic one.  The relative distance
@@ -46,11 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proofs_check.dai2015 import groups_except
-from proofs_check.evidence import RunData, SweepData
-from proofs_check.readsets import read_sets
-from proofs_check.replay import MAX_VALUES, run_math
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.dai2015 import groups_except
+from sspsim.proofs_check.evidence import RunData, SweepData
+from sspsim.proofs_check.readsets import read_sets
+from sspsim.proofs_check.replay import MAX_VALUES, run_math
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["LayerGradients", "LayerwiseTracking", "SameOptimum", "Tracking", "WeightsInProbability", "tracking"]
 

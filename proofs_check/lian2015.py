@@ -37,9 +37,9 @@ import math
 
 import numpy as np
 
-from proofs_check.evidence import RunData
-from proofs_check.replay import run_math
-from proofs_check.theorem import Finding, Reference, Theorem
+from sspsim.proofs_check.evidence import RunData
+from sspsim.proofs_check.replay import run_math
+from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = ["ErgodicRate", "MAX_WORK", "server_states"]
 

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from proofs_check.evidence import RunData
+from sspsim.proofs_check.evidence import RunData
 
 __all__ = ["MAX_CELLS", "ReadSets", "read_sets"]
 

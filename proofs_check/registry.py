@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proofs_check import dai2015, delayed, dutta2018, ho2013, invariants, kumar2015, lian2015, zhang2016
-from proofs_check.theorem import Theorem
+from sspsim.proofs_check import dai2015, delayed, dutta2018, ho2013, invariants, kumar2015, lian2015, zhang2016
+from sspsim.proofs_check.theorem import Theorem
 from sspsim.errors import InputError
 
 __all__ = ["CATALOGUE", "select"]

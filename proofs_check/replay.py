@@ -1,6 +1,6 @@
 """Replay: recompute a run's math from its schedule alone.
 
-Given the trace's commit order and read sets (:mod:`proofs_check.readsets`) and the config,
+Given the trace's commit order and read sets (:mod:`sspsim.proofs_check.readsets`) and the config,
 every read is ``x0 + sum of the updates in its read set``, every update is
 ``-eta_t * d`` with d the (momentum) direction of the minibatch gradient at that read on the
 samples ``sample_indices(seed, p, c)``.  This is written from the definitions, independently
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proofs_check.evidence import RunData
-from proofs_check.readsets import ReadSets, read_sets
+from sspsim.proofs_check.evidence import RunData
+from sspsim.proofs_check.readsets import ReadSets, read_sets
 from sspsim.optimizer import StepSize
 from sspsim.sampling import sample_indices
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proofs_check.evidence import RunData, SweepData, load_evidence
-from proofs_check.registry import select
-from proofs_check.theorem import Theorem
-from proofs_check.verdict import Outcome, Verdict
+from sspsim.proofs_check.evidence import RunData, SweepData, load_evidence
+from sspsim.proofs_check.registry import select
+from sspsim.proofs_check.theorem import Theorem
+from sspsim.proofs_check.verdict import Outcome, Verdict
 
 __all__ = ["check_evidence", "check_path"]
 

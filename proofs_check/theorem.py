@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from proofs_check.verdict import Outcome, Verdict
+from sspsim.proofs_check.verdict import Outcome, Verdict
 
 __all__ = ["Finding", "Reference", "Theorem"]
 

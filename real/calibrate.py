@@ -29,7 +29,7 @@ import numpy as np
 import scipy.stats
 
 import sspsim
-from real.launch import deploy
+from sspsim.real.launch import deploy
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.tomlwrite import dumps

@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from real.models import torch_problem
-from real.rundir import RealRun
-from real.worker import DTYPES
+from sspsim.real.models import torch_problem
+from sspsim.real.rundir import RealRun
+from sspsim.real.worker import DTYPES
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize

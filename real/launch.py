@@ -34,7 +34,7 @@ def torchrun_command(
         cmd += ["--standalone", "--nnodes=1"]
     else:  # the c10d rendezvous numbers the nodes itself (torchrun ignores --node-rank with it)
         cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"]
-    cmd += [f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "real.main",
+    cmd += [f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "sspsim.real.main",
             "--config", str(config_file), "--out", str(out)]
     if resume:
         cmd.append("--resume")

@@ -1,9 +1,9 @@
 """What every process runs under ``torchrun``: rank 0 serves, ranks 1..P work (``--baseline ddp``:
 ranks 0..P-1 all work, DDP all-reduces).
 
-    torchrun --standalone --nproc-per-node P+1 -m real.main --config CONFIG --out DIR
+    torchrun --standalone --nproc-per-node P+1 -m sspsim.real.main --config CONFIG --out DIR
     torchrun --nnodes N --node-rank i --nproc-per-node K --rdzv-backend c10d \\
-             --rdzv-endpoint HOST:PORT -m real.main --config CONFIG --out DIR
+             --rdzv-endpoint HOST:PORT -m sspsim.real.main --config CONFIG --out DIR
 
 CONFIG is the TOML file (each node reads its own copy) or the resolved JSON that
 ``sspsim deploy`` writes.  Only rank 0 writes DIR.
@@ -71,7 +71,7 @@ def measure_clock_offset(rank: int, world: int, pings: int = 8) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m real.main")
+    ap = argparse.ArgumentParser(prog="python -m sspsim.real.main")
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(f"sspsim: error: {exc}\n")
         return 2
-    from real.rundir import hardware_facts
-    from real.worker import pick_device
+    from sspsim.real.rundir import hardware_facts
+    from sspsim.real.worker import pick_device
 
     baseline = args.baseline == "ddp"
     if config.real.interface:  # every node reads its config: each binds Gloo to the interface named there
@@ -105,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     hardware = {"ranks": gathered} if rank == 0 else {}
     offset = measure_clock_offset(rank, world)
     if baseline:
-        from real.ddp import train_ddp
+        from sspsim.real.ddp import train_ddp
 
         code = train_ddp(config, args.out, device=device, hardware=hardware)
     elif rank == 0:
-        from real.server import Server
+        from sspsim.real.server import Server
 
         code = Server(config, args.out, facts=hardware, resume=args.resume).run()
     else:
-        from real.worker import Worker
+        from sspsim.real.worker import Worker
 
         code = Worker(config, worker_index, device, clock_offset=offset).run()
     return code  # no destroy_process_group: the server's receiving thread may still sit in Gloo

@@ -3,7 +3,7 @@ simulator's own :class:`sspsim.server.ParameterServer`; this module only moves m
 stamps wall-clock times, watches for dead workers, checkpoints, and writes the run directory.
 
 Times in the trace are seconds since the run started (``time.time()`` on the server; workers on
-other hosts convert theirs with a clock offset measured at start-up, see ``real.main``).
+other hosts convert theirs with a clock offset measured at start-up, see ``sspsim.real.main``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from real.checkpoint import load_checkpoint, save_checkpoint
-from real.rundir import RealRun
-from real.transport import HELLO, LAST, PUSH, READ, GlooTransport
+from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
+from sspsim.real.rundir import RealRun
+from sspsim.real.transport import HELLO, LAST, PUSH, READ, GlooTransport
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize

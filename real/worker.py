@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from real.models import torch_problem
-from real.transport import HELLO, LAST, PUSH, READ, GlooTransport
+from sspsim.real.models import torch_problem
+from sspsim.real.transport import HELLO, LAST, PUSH, READ, GlooTransport
 from sspsim.config import Config
 from sspsim.problems import make_problem
 from sspsim.sampling import sample_indices

@@ -14,11 +14,11 @@ __all__ = ["build_report", "kumar_section", "make_report"]
 
 def __getattr__(name: str) -> Any:
     if name in ("build_report", "make_report"):
-        from reports import build
+        from sspsim.reports import build
 
         return getattr(build, name)
     if name == "kumar_section":
-        from reports.kumar2015 import kumar_section
+        from sspsim.reports.kumar2015 import kumar_section
 
         return kumar_section
     raise AttributeError(f"module 'reports' has no attribute {name!r}")

@@ -16,9 +16,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from reports import data as D
-from reports import figures as F
-from reports.html import FigureSink, esc, note, page, section, table
+from sspsim.reports import data as D
+from sspsim.reports import figures as F
+from sspsim.reports.html import FigureSink, esc, note, page, section, table
 from sspsim.errors import InputError
 
 __all__ = ["Report", "build_report", "make_report"]
@@ -75,7 +75,7 @@ def make_report(dirs: Iterable[str | Path], out: str | Path, *, title: str | Non
         body, why = builder()
         add(anchor, name, body, why)
 
-    from reports.kumar2015 import kumar_section, looks_like_kumar_sweep
+    from sspsim.reports.kumar2015 import kumar_section, looks_like_kumar_sweep
 
     if looks_like_kumar_sweep([e.run for e in entries]):
         add("kumar2015", "The seed paper's claims (Kumar et al. 2015, arXiv 1512.02728)",
@@ -329,7 +329,7 @@ def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
 # -- verdicts ----------------------------------------------------------------------------------------
 
 def _verdicts_section(sources: list[D.Source], entries: list[D.RunEntry]) -> Section:
-    from proofs_check import CATALOGUE, RunData, SweepData, check_evidence, check_path
+    from sspsim.proofs_check import CATALOGUE, RunData, SweepData, check_evidence, check_path
 
     by_path = {str(e.path): e for e in entries}
     per_run: dict[str, list[Any]] = {}

@@ -139,7 +139,7 @@ def _styles(values: Iterable[Any]) -> dict[Any, str]:
 def objective_figure(evals: pd.DataFrame, x: str = "time", hue: str = "staleness") -> Figure:
     """Full objective against ``x`` ("time" or "updates"): one line per run, colour = ``hue``.
 
-    ``evals``: label, staleness ("s=3"), P, problem, time, updates, objective (see reports.data.evals_long).
+    ``evals``: label, staleness ("s=3"), P, problem, time, updates, objective (see sspsim.reports.data.evals_long).
     ``hue`` is "staleness" (line style then tells P apart) or "P" (line style tells s apart).
     One panel per problem; with more than MANY runs, one panel per (problem, P) (hue staleness).
     """

@@ -93,7 +93,7 @@ class FigureSink:
     count: int = 0
 
     def add(self, fig: Any, name: str, caption: str) -> str:
-        from reports.figures import png_bytes
+        from sspsim.reports.figures import png_bytes
 
         data = png_bytes(fig)
         self.count += 1

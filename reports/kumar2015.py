@@ -21,8 +21,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from reports import data as D
-from reports.html import FigureSink, esc, note
+from sspsim.reports import data as D
+from sspsim.reports.html import FigureSink, esc, note
 from sspsim.rundir import Run
 
 __all__ = ["Claim", "PAPER_P", "PAPER_SPEEDUP", "APP_SPEEDUP", "kumar_claims", "kumar_section", "looks_like_kumar_sweep"]
@@ -288,7 +288,7 @@ def kumar_section(runs: Sequence[Run], *, figures: FigureSink | None = None, lab
     ``labels`` maps ``id(run)`` to the report's run labels.
     """
     sink = figures or FigureSink()
-    from reports import figures as F
+    from sspsim.reports import figures as F
 
     entries = _entries(runs, labels)
     Ps = sorted({e.P for e in entries})

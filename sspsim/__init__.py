@@ -2,7 +2,8 @@
 
 Everything a user needs is here; heavier pieces (the SimPy engine, problems, run directories)
 load on first use, so ``import sspsim.ssp`` (the controller the real backend shares) pulls in
-neither SimPy nor pandas.
+neither SimPy nor pandas.  Type checkers see the lazy names through the ``TYPE_CHECKING``
+imports below.
 
 >>> import sspsim
 >>> run = sspsim.simulate(sspsim.config_from_dict({"run": {"clocks": 20}, "consistency": {"staleness": 0}}))
@@ -11,6 +12,8 @@ neither SimPy nor pandas.
 """
 
 import importlib
+import importlib.metadata
+import typing
 
 from sspsim.config import (
     Config,
@@ -26,7 +29,15 @@ from sspsim.config import (
 from sspsim.errors import ConfigError, InputError, ProtocolError, SSPSimError
 from sspsim.ssp import INF, ClockTable, Proceed, Wait
 
-__version__ = "0.1.0"
+if typing.TYPE_CHECKING:  # pragma: no cover - what __getattr__ loads on first use
+    from sspsim.problems import make_problem
+    from sspsim.rundir import Run, read_run
+    from sspsim.sim import simulate
+
+try:
+    __version__ = importlib.metadata.version("sspsim")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree never installed
+    __version__ = "0+unknown"
 
 _LAZY = {
     "simulate": "sspsim.sim",
@@ -36,7 +47,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sspsim' has no attribute {name!r}")
@@ -49,12 +60,12 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = sorted([
-    "INF",
+__all__ = [
     "ClockTable",
     "Config",
     "ConfigError",
     "ConsistencyConfig",
+    "INF",
     "InputError",
     "NetworkConfig",
     "OptimizerConfig",
@@ -71,4 +82,4 @@ __all__ = sorted([
     "make_problem",
     "read_run",
     "simulate",
-])
+]

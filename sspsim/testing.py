@@ -45,7 +45,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from hypothesis.strategies import SearchStrategy
 
-    from proofs_check import Verdict
+    from sspsim.proofs_check import Verdict
     from sspsim.config import Config
 
 __all__ = [
@@ -319,7 +319,7 @@ def assert_run_satisfies(run: Any, theorems: str | Sequence[str] | None = None) 
     Returns every verdict (``holds``, ``not_applicable`` or ``violated``) when none is violated.
     Unreadable input raises :class:`sspsim.InputError`, as ``sspsim check`` would exit 2.
     """
-    from proofs_check import RunData, SweepData, check_evidence, load_evidence, select
+    from sspsim.proofs_check import RunData, SweepData, check_evidence, load_evidence, select
     from sspsim.rundir import Run
 
     names = (theorems,) if isinstance(theorems, str) else tuple(theorems or ())

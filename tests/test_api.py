@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import inspect
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def test_all_matches_public_namespace() -> None:
     assert sspsim.__all__ == sorted(sspsim.__all__)
     assert all(hasattr(sspsim, name) for name in sspsim.__all__)
     assert set(sspsim.__all__) == _public_names(sspsim)
-    assert sspsim.__version__ == "0.1.0"
+    assert sspsim.__version__ == importlib.metadata.version("sspsim")
 
 
 @pytest.mark.parametrize("module", ["sspsim.ssp", "sspsim.speeds", "sspsim.server", "sspsim.schedule", "sspsim.trace",

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import sspsim
-from proofs_check import CATALOGUE
-from proofs_check.ho2013 import theorem_step
+from sspsim.proofs_check import CATALOGUE
+from sspsim.proofs_check.ho2013 import theorem_step
 from sspsim.cli import main
 from sspsim.problems import make_problem
 

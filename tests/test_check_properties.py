@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sspsim
-from proofs_check import CATALOGUE, RunData
+from sspsim.proofs_check import CATALOGUE, RunData
 from sspsim.testing import PROBLEMS, READ_POLICIES, SPEED_KINDS, assert_run_satisfies, configs, schedules, speed_models
 from tests.strategies import budget
 
@@ -187,7 +187,7 @@ def test_assert_run_satisfies_accepts_run_path_and_rundata(honest_and_broken: tu
 
 def test_assert_run_satisfies_names_every_violation(honest_and_broken: tuple[sspsim.Run, sspsim.Run]) -> None:
     _, broken = honest_and_broken
-    from proofs_check import check_path
+    from sspsim.proofs_check import check_path
 
     violated = [v for v in check_path(broken.path) if v.violated]
     assert len(violated) >= 2

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import sspsim
-from proofs_check.delayed import StabilityThreshold, StationaryLoss, stationary_excess, threshold
-from proofs_check.dutta2018 import AsyncRuntime, SSPRuntime, SyncRuntime, expected_max
-from proofs_check.evidence import RunData, SweepData
-from proofs_check.zhang2016 import AsyncStalenessLaw, geometric_gof
+from sspsim.proofs_check.delayed import StabilityThreshold, StationaryLoss, stationary_excess, threshold
+from sspsim.proofs_check.dutta2018 import AsyncRuntime, SSPRuntime, SyncRuntime, expected_max
+from sspsim.proofs_check.evidence import RunData, SweepData
+from sspsim.proofs_check.zhang2016 import AsyncStalenessLaw, geometric_gof
 from sspsim import speeds as sp
 from sspsim.server import ParameterServer
 from sspsim.ssp import INF, ClockTable

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 import sspsim
-from proofs_check.dai2015 import EsspInconsistency, TailBound
-from proofs_check.evidence import RunData, SweepData
-from proofs_check.kumar2015 import LayerGradients, LayerwiseTracking, SameOptimum, WeightsInProbability
-from proofs_check.lian2015 import ErgodicRate
-from proofs_check.verdict import Outcome
+from sspsim.proofs_check.dai2015 import EsspInconsistency, TailBound
+from sspsim.proofs_check.evidence import RunData, SweepData
+from sspsim.proofs_check.kumar2015 import LayerGradients, LayerwiseTracking, SameOptimum, WeightsInProbability
+from sspsim.proofs_check.lian2015 import ErgodicRate
+from sspsim.proofs_check.verdict import Outcome
 from sspsim.server import ParameterServer
 
 HOLDS, VIOLATED, NA = Outcome.HOLDS, Outcome.VIOLATED, Outcome.NOT_APPLICABLE

@@ -81,8 +81,8 @@ def _anchors(page: Path) -> set[str]:
 # -- (a) the theorem page is the catalogue's rendering ------------------------------------------
 
 def test_theorem_page_is_generated_from_the_catalogue() -> None:
-    """docs/reference/theorems.md equals proofs_check.catalogue_doc.render(), byte for byte."""
-    from proofs_check.catalogue_doc import COMMAND, render
+    """docs/reference/theorems.md equals sspsim.proofs_check.catalogue_doc.render(), byte for byte."""
+    from sspsim.proofs_check.catalogue_doc import COMMAND, render
 
     page = DOCS / "reference" / "theorems.md"
     assert page.is_file(), f"docs/reference/theorems.md is missing; generate it with: {COMMAND}"
@@ -91,8 +91,8 @@ def test_theorem_page_is_generated_from_the_catalogue() -> None:
 
 
 def test_theorem_page_names_every_theorem_and_tag() -> None:
-    from proofs_check import CATALOGUE
-    from proofs_check.catalogue_doc import TAGS
+    from sspsim.proofs_check import CATALOGUE
+    from sspsim.proofs_check.catalogue_doc import TAGS
 
     text = _read("reference/theorems.md")
     for t in CATALOGUE:

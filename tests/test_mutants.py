@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 
 import sspsim
-from proofs_check import CATALOGUE, check_path
+from sspsim.proofs_check import CATALOGUE, check_path
 from sspsim.cli import main
 from sspsim.server import ParameterServer, Read
 from sspsim.ssp import INF, ClockTable

@@ -190,7 +190,7 @@ def _check(args: argparse.Namespace) -> int:
     """Exit 0: nothing violated; 1: something violated; 2: input that cannot be read."""
     import json
 
-    from proofs_check import CATALOGUE, check_path
+    from sspsim.proofs_check import CATALOGUE, check_path
 
     if args.list:
         from sspsim.cli.console import print_table
@@ -215,7 +215,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from sspsim.config import load_config
 
     if args.resume is not None:
-        from real.launch import resume_config
+        from sspsim.real.launch import resume_config
 
         if args.overrides or args.seed is not None or args.config is not None:
             raise InputError("--resume", str(args.resume), "continues with the run's own config: drop CONFIG, --set and --seed")
@@ -225,7 +225,7 @@ def _deploy(args: argparse.Namespace) -> int:
             raise InputError("deploy", MISSING, "needs CONFIG and --out DIR (or --resume DIR)")
         out, config = args.out, load_config(args.config, _overrides(args))
     if args.print_command:
-        from real.launch import torchrun_command
+        from sspsim.real.launch import torchrun_command
 
         if args.config is None or args.out is None:
             raise InputError("--print-command", MISSING, "needs CONFIG and --out DIR")
@@ -240,7 +240,7 @@ def _deploy(args: argparse.Namespace) -> int:
                                endpoint=args.rdzv_endpoint or "HOST:29500", baseline=args.baseline)
         print(" ".join(["torchrun", *cmd[3:]]))
         return 0
-    from real.launch import deploy
+    from sspsim.real.launch import deploy
 
     meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline)
     if meta.get("status") != "complete":
@@ -259,7 +259,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     if args.clocks < 4:
         raise InputError("--clocks", args.clocks, "must be >= 4")
-    from real.calibrate import calibrate
+    from sspsim.real.calibrate import calibrate
 
     workdir = args.workdir or args.out.with_suffix("").with_name(args.out.stem + "-profile")
     facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks)

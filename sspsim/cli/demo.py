@@ -51,14 +51,14 @@ def run_demo(out: Path, *, quiet: bool = False) -> int:
             f"{100 * m['wait_fraction']:.1f} %", m["mean_staleness"], m["max_staleness"], m["final_objective"],
             None if acc is None else f"{100 * acc:.1f} %",
         ))
-    from proofs_check import check_path
+    from sspsim.proofs_check import check_path
 
     verdicts = [v for _, _, run in runs for v in check_path(run.path)]
     held = sum(v.outcome.value == "holds" for v in verdicts)
     violated = sum(v.violated for v in verdicts)
     report = None
     try:
-        from reports import build_report
+        from sspsim.reports import build_report
 
         report = build_report([out / name.lower() for name, _ in VARIANTS], out / "report.html",
                               title="sspsim demo: BSP, SSP and ASP with transient stragglers")

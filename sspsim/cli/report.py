@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError("-o", str(args.out), "must name an .html file")
     try:
-        from reports.build import make_report
+        from sspsim.reports.build import make_report
     except ImportError as exc:  # pragma: no cover - the reports extra is not installed
         raise InputError("report", MISSING, f"needs the reports extra (pip install 'sspsim[reports]'): {exc}") from None
     report = make_report(args.dirs, args.out, title=args.title)

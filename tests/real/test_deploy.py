@@ -19,9 +19,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import sspsim  # noqa: E402
-from proofs_check import check_path  # noqa: E402
-from real.launch import deploy, environment, root_cause  # noqa: E402
-from real.worker import FAULT_ENV  # noqa: E402
+from sspsim.proofs_check import check_path  # noqa: E402
+from sspsim.real.launch import deploy, environment, root_cause  # noqa: E402
+from sspsim.real.worker import FAULT_ENV  # noqa: E402
 
 CONFIG = """
 [run]
@@ -152,7 +152,7 @@ def test_two_nodes_on_loopback(tmp_path: Path) -> None:
         subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--rdzv-backend=c10d",
              f"--rdzv-endpoint=127.0.0.1:{port}", "--nproc-per-node=2", "--max-restarts=0",
-             "-m", "real.main", "--config", str(config_file), "--out", str(tmp_path / "run")],
+             "-m", "sspsim.real.main", "--config", str(config_file), "--out", str(tmp_path / "run")],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         for i in range(2)
@@ -185,7 +185,7 @@ def test_print_command_for_a_multi_node_run(tmp_path: Path) -> None:
     assert proc.returncode == 0
     line = proc.stdout.strip()
     assert line.startswith("torchrun ") and "--nnodes=2" in line and "--node-rank" not in line
-    assert "--rdzv-endpoint=10.0.0.1:29500" in line and "--nproc-per-node=2" in line and "-m real.main" in line
+    assert "--rdzv-endpoint=10.0.0.1:29500" in line and "--nproc-per-node=2" in line and "-m sspsim.real.main" in line
 
 
 def test_root_cause_names_the_failed_rank() -> None:
@@ -196,7 +196,7 @@ def test_root_cause_names_the_failed_rank() -> None:
 
 def test_checkpoints_load_with_weights_only(slowed_run: Path, tmp_path: Path) -> None:
     """A checkpoint is plain tensors: torch.load(weights_only=True) reads it back to the server state."""
-    from real.checkpoint import load_checkpoint, save_checkpoint
+    from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
     from sspsim.optimizer import StepSize
     from sspsim.server import ParameterServer
 
