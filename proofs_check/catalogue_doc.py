@@ -95,8 +95,8 @@ def render() -> str:
         "**Scope** says what a check reads: " + "; ".join(f"`{k}`, {v}" for k, v in SCOPES.items()) + ". "
         "A sweep check given a single run is `not_applicable`.",
         "",
-        "Locations such as `theorems.md §7.1` refer to the project's research notes (`reference/theorems.md`, "
-        "beside DESIGN.md), not to this page.",
+        "Locations such as `theorems.md §7.1` refer to the project's research notes on the sources "
+        "(kept with the design documents, outside this repository), not to this page.",
         "",
         "| theorem | source | where | tag | scope |",
         "|---|---|---|---|---|",

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import typing
 
+from sspsim.bundled import example
 from sspsim.config import (
     Config,
     ConsistencyConfig,
@@ -78,6 +79,7 @@ __all__ = [
     "Wait",
     "WorkersConfig",
     "config_from_dict",
+    "example",
     "load_config",
     "make_problem",
     "read_run",

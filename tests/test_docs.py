@@ -195,17 +195,23 @@ def test_docs_run_only_real_subcommands() -> None:
 # -- (e) links ---------------------------------------------------------------------------------
 
 def test_relative_links_resolve() -> None:
-    """Every relative link in docs/**.md names an existing file, and its #anchor (into docs) a heading."""
+    """Every relative link in README.md and docs/**.md names an existing file inside the repository,
+    and its #anchor (into docs) a heading."""
     assert PAGES, "no pages under docs/"
     broken = []
-    for page in PAGES:
-        for target in LINK.findall(_prose(page.read_text())):
+    for page in [ROOT / "README.md", *PAGES]:
+        text = page.read_text()
+        if "../shared" in text or "DESIGN.md" in text:
+            broken.append(f"{page.relative_to(ROOT)}: refers to files outside the repository")
+        for target in LINK.findall(_prose(text)):
             if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
                 continue
             path_part, _, anchor = target.partition("#")
             dest = (page.parent / path_part).resolve() if path_part else page
             if not dest.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif dest != ROOT and ROOT not in dest.parents:
+                broken.append(f"{page.relative_to(ROOT)}: {target} (outside the repository)")
             elif anchor and dest.suffix == ".md" and DOCS in dest.parents and anchor not in _anchors(dest):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "broken links:\n" + "\n".join(broken)
