@@ -207,6 +207,7 @@ def test_every_command_is_a_module_with_add_parser_and_run() -> None:
     """Each name in COMMANDS is a module whose parser is registered and dispatches to its own run()."""
     parsers = _subparsers()
     assert list(parsers) == list(COMMANDS)
+    assert "DESIGN" not in _parser().format_help()
     assert {"simulate", "sweep", "check", "deploy", "calibrate", "plan", "compare", "demo", "report"} <= set(COMMANDS)
     for name in COMMANDS:
         module = importlib.import_module(f"sspsim.cli.{name}")
