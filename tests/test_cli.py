@@ -1,17 +1,24 @@
-"""The sspsim command line: simulate, sweep, and the one-line exit-2 contract for bad input."""
+"""The sspsim command line: simulate, sweep, one module per command, and the exit codes (2 bad input, 3 a bug, 130 Ctrl-C)."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator, TextIO
 
 import pandas as pd
 import pytest
 
 import sspsim
-from sspsim.cli import main
+from sspsim.cli import COMMANDS, _parser, main
+from sspsim.cli import compare as cli_compare
 
 CONFIG = """
 [run]
@@ -187,3 +194,163 @@ def test_expand_grid_rejects(grids: list[str], match: str, tmp_path: Path) -> No
 
     with pytest.raises(sspsim.InputError, match=match):
         expand_grid({"problem": {"kind": "none"}}, tmp_path, grids)
+
+
+# -- the entry point: one module per command, exit codes in one place ------------------------------
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_command_is_a_module_with_add_parser_and_run() -> None:
+    """Each name in COMMANDS is a module whose parser is registered and dispatches to its own run()."""
+    parsers = _subparsers()
+    assert list(parsers) == list(COMMANDS)
+    assert "DESIGN" not in _parser().format_help()
+    assert {"simulate", "sweep", "check", "deploy", "calibrate", "plan", "compare", "demo", "report"} <= set(COMMANDS)
+    for name in COMMANDS:
+        module = importlib.import_module(f"sspsim.cli.{name}")
+        assert parsers[name].get_default("handler") is module.run, name
+        assert "DESIGN" not in parsers[name].format_help(), f"sspsim {name} --help cites the design notes"
+
+
+@pytest.fixture
+def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temp folder, where crash reports go, is tmp_path/tmp during the test."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_bug_exits_3_with_one_line_and_saves_the_traceback(
+    crash_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unexpected exception prints one line naming it and the traceback file, and exits 3."""
+    def broken_handler(args: argparse.Namespace) -> int:
+        raise RuntimeError("index out of step\nsecond line")
+
+    monkeypatch.setattr(cli_compare, "run", broken_handler)
+    code, out, err = _cli(["compare", "a", "b"], capsys)
+    assert code == 3 and out == ""
+    [line] = err.splitlines()
+    m = re.fullmatch(r"sspsim: internal error \(a bug\): RuntimeError: index out of step second line; "
+                     r"traceback saved to (\S+)", line)
+    assert m, line
+    saved = Path(m.group(1))
+    assert saved.parent == crash_dir and saved.name.startswith("sspsim-crash-") and saved.suffix == ".txt"
+    text = saved.read_text()
+    assert "Traceback (most recent call last)" in text and "in broken_handler" in text
+    assert "command: sspsim compare a b" in text
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_compare, "run", interrupted)
+    code, _, err = _cli(["compare", "a", "b"], capsys)
+    assert code == 130
+    assert err.splitlines() == ["sspsim: interrupted; unfinished run directories were not written"]
+
+
+@pytest.fixture
+def dead_pipe() -> Iterator[TextIO]:
+    """The writing end of a pipe whose reader has gone: writing to it raises BrokenPipeError."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as stream:
+        yield stream
+
+
+def test_closed_stdout_keeps_the_command_exit_code(
+    dead_pipe: TextIO, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sspsim ... | head`: output after the reader left is dropped, the command finishes with its own code."""
+    finished = []
+
+    def chatty(args: argparse.Namespace) -> int:
+        for i in range(10_000):
+            print(f"line {i} of a long listing")
+        finished.append(True)
+        return 1
+
+    monkeypatch.setattr(cli_compare, "run", chatty)
+    monkeypatch.setattr(sys, "stdout", dead_pipe)  # here: capsys resets sys.stdout when the test starts
+    assert main(["compare", "a", "b"]) == 1
+    assert finished and capsys.readouterr().err == ""
+
+
+def test_compare_json_into_a_closed_pipe(config_file: Path, tmp_path: Path) -> None:
+    """`sspsim compare --json A B | head -c 10` with head already gone: exit 0, nothing on stderr."""
+    run = tmp_path / "run"
+    assert main(["simulate", str(config_file), "--out", str(run), "-q"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "sspsim", "compare", "--json", str(run), str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the child has imported anything, let alone printed
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+
+
+@pytest.mark.parametrize("out", ["/proc/x.html", "{config}/x.html"])
+def test_report_into_an_unwritable_place_exits_2(
+    out: str, config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report -o /proc/x.html` (and a path below a file) is refused in one line, before any plotting."""
+    if out.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("no /proc on this system")
+    run = tmp_path / "run"
+    assert main(["simulate", str(config_file), "--out", str(run), "-q"]) == 0
+    target = out.format(config=config_file)
+    code, _, err = _cli(["report", str(run), "-o", target], capsys)
+    assert code == 2
+    [line] = err.splitlines()
+    assert line.startswith(f"sspsim: error: -o = '{target}': cannot write into {Path(target).parent}")
+    assert not Path(f"{Path(target).parent}/x_files").exists()
+
+
+@pytest.mark.parametrize("content,rule", [
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "is nested too deeply to read"),
+    (b"\xff\xfe[run]".decode("latin-1"), "not valid TOML"),
+])
+def test_unreadable_config_exits_2_with_one_line(
+    content: str, rule: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config too deeply nested, or not UTF-8, is bad input: one line naming the file, exit 2."""
+    path = tmp_path / "c.toml"
+    path.write_bytes(content.encode("latin-1"))
+    for command in (["simulate"], ["sweep", "--grid", "run.seed=1,2"], ["plan"]):
+        code, _, err = _cli([*command, str(path), "--out", str(tmp_path / "out"), "-q"], capsys)
+        assert code == 2, (command, err)
+        [line] = err.splitlines()
+        assert line.startswith(f"sspsim: error: config = '{path}': {rule}"), line
+
+
+def test_unreadable_run_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run.json nested too deeply for the JSON reader: one line naming DIR, exit 2 (check and compare)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    for argv in (["check", str(run)], ["compare", str(run), str(run)]):
+        code, _, err = _cli(argv, capsys)
+        assert code == 2, err
+        [line] = err.splitlines()
+        assert line.startswith("sspsim: error: ") and "is nested too deeply to read" in line, line
+
+
+def test_an_os_error_outside_the_readers_exits_2_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OSError no command turned into InputError still gives one line with the file name, exit 2."""
+    def full_disk(args: argparse.Namespace) -> int:
+        raise OSError(28, "No space left on device", "/data/run/trace.csv")
+
+    monkeypatch.setattr(cli_compare, "run", full_disk)
+    code, _, err = _cli(["compare", "a", "b"], capsys)
+    assert code == 2
+    assert err.splitlines() == [
+        "sspsim: error: file = '/data/run/trace.csv': cannot be read or written (No space left on device)"
+    ]

@@ -9,17 +9,33 @@ time per clock, the fraction of time workers wait at the gate, and the staleness
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from sspsim.config import Config, config_from_dict
 from sspsim.ssp import INF
 
-__all__ = ["VARIANTS", "demo_config", "run_demo"]
+__all__ = ["VARIANTS", "add_parser", "demo_config", "run", "run_demo"]
 
 VARIANTS: tuple[tuple[str, int | float], ...] = (("BSP", 0), ("SSP", 3), ("ASP", INF))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``demo`` on an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser("demo", help="BSP vs SSP vs ASP on the digits MLP with variable speeds")
+    p.add_argument("--out", type=Path, default=Path("sspsim-demo"), help="where the run directories go")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0: no theorem check violated; 1: one was."""
+    return run_demo(args.out, quiet=args.quiet)
 
 
 def demo_config() -> Config:

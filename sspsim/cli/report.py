@@ -9,6 +9,8 @@ the core never load it.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("DIR", str(d), "not found")
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError("-o", str(args.out), "must name an .html file")
+    _check_writable(args.out)
     try:
         from sspsim.reports.build import make_report
     except ImportError as exc:  # pragma: no cover - the reports extra is not installed
@@ -46,3 +49,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {report.path}")
     print(f"figures: {len(report.figures)} (also in {report.path.with_name(report.path.stem + '_files')})")
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse, before minutes of plotting, an output whose folder cannot take a new file (``-o /proc/x.html``)."""
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:  # make_report creates the missing folders
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise InputError("-o", str(out), f"cannot write into {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)

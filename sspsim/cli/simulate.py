@@ -1,0 +1,34 @@
+"""``sspsim simulate CONFIG --out DIR``: one simulation into a run directory, and its summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from sspsim.cli.common import add_config_options, load_config, print_summary
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``simulate`` on an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser("simulate", help="simulate one config into a run directory")
+    p.add_argument("config", type=Path, help="TOML config")
+    p.add_argument("--out", type=Path, required=True, help="run directory to write")
+    add_config_options(p)
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate; print the run's summary unless ``--quiet``.  Exit 0."""
+    from sspsim.cli.console import interactive, progress_bar
+    from sspsim.sim import simulate
+
+    config = load_config(args.config, args)
+    with progress_bar("simulating", enabled=interactive() and not args.quiet) as progress:
+        result = simulate(config, args.out, progress=progress)
+    if not args.quiet:
+        print_summary(result)
+    return 0
