@@ -64,3 +64,45 @@ def test_staleness_aware_steps_make_the_objective_timing_dependent() -> None:
     config = {"workers": {"count": 4}, "consistency": {"staleness": 2, "read_policy": "lazy"},
               "optimizer": {"staleness_aware": True}}
     assert by_construction(config) == {"mean_staleness"}
+
+
+def _simulated(tmp_path, name: str, seed: int):  # type: ignore[no-untyped-def]
+    import sspsim
+
+    config = sspsim.config_from_dict({
+        "run": {"clocks": 15, "seed": seed, "target": 0.6}, "problem": {"kind": "logistic", "samples": 200},
+        "consistency": {"staleness": 1, "read_policy": "eager"}, "workers": {"count": 3}})
+    return sspsim.simulate(config, tmp_path / name).path
+
+
+def test_cli_max_error_and_json(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Two seeds of one config differ in timing: --max-error 0 exits 1, a loose limit exits 0."""
+    import json
+
+    from sspsim.cli import main
+
+    a, b = _simulated(tmp_path, "a", 0), _simulated(tmp_path, "b", 1)
+    assert main(["compare", str(a), str(b), "--max-error", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "largest timing error" in out and "EXCEEDED" in out
+    assert main(["compare", str(a), str(b), "--max-error", "100", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["max_timing_error"] > 0 and data["exceeded"] is False
+    assert {m["name"] for m in data["metrics"] if m["timing"]} == set(TIMING_METRICS)
+    assert main(["compare", str(a), str(b)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", str(a), str(b), "--max-error", "-1"])
+    assert exc.value.code == 2
+
+
+def test_cli_export(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sspsim.cli import main
+
+    a = _simulated(tmp_path, "a", 0)
+    assert main(["export", str(a), "--perfetto", str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    assert main(["export", str(tmp_path / "nothing"), "--perfetto", str(tmp_path / "u.json")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -42,6 +42,7 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "demo",
     "report",
+    "export",
 )
 """The subcommands, in ``--help`` order: each names a module ``sspsim.cli.<name>`` with
 ``add_parser(subparsers)`` (which sets ``handler=run``) and ``run(args) -> int``."""
