@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="simulate one config into a run directory")
     sim.add_argument("config", type=Path, help="TOML config (DESIGN §Config)")
     sim.add_argument("--out", type=Path, required=True, help="run directory to write")
+    sim.add_argument("--force", action="store_true", help="replace an existing sspsim run at --out (never other files)")
     common(sim)
 
     sw = sub.add_parser("sweep", help="simulate the cartesian product of --grid values, in parallel")
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="a key and its values, e.g. --grid consistency.staleness=0,3,inf (repeatable; "
                          "default: the config's [sweep] table)")
     sw.add_argument("--out", type=Path, required=True, help="sweep directory: one run directory per point")
+    sw.add_argument("--force", action="store_true", help="replace an existing sspsim sweep at --out (never other files)")
     sw.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
     common(sw)
 
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     dep = sub.add_parser("deploy", help="run the config for real: torchrun, one server and P worker processes")
     dep.add_argument("config", type=Path, nargs="?", help="TOML config (not needed with --resume)")
     dep.add_argument("--out", type=Path, help="run directory to write")
+    dep.add_argument("--force", action="store_true", help="replace an existing sspsim run at --out (never other files)")
     dep.add_argument("--baseline", choices=("ddp",), help="train the same problem with DistributedDataParallel (BSP all-reduce)")
     dep.add_argument("--resume", type=Path, metavar="DIR", help="continue an incomplete run from DIR/checkpoint.pt")
     dep.add_argument("--print-command", action="store_true",
@@ -76,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="profile this machine with short real runs; write a calibrated simulator config")
     cal.add_argument("config", type=Path)
     cal.add_argument("--out", type=Path, required=True, help="the calibrated config to write (TOML)")
+    cal.add_argument("--force", action="store_true", help="replace an existing sspsim calibrated config and its profile runs at --out (never other files)")
     cal.add_argument("--clocks", type=int, default=40, help="clocks of the profile run (default 40)")
     cal.add_argument("--workdir", type=Path, default=None, help="keep the profile runs here (default: beside --out)")
     common(cal)
@@ -83,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="predict the best staleness and worker count (sweep over seeds) and say why")
     pl.add_argument("config", type=Path, help="a (calibrated) config with run.target set, or --target")
     pl.add_argument("--out", type=Path, required=True, help="sweep directory for the plan's runs (plan.json inside)")
+    pl.add_argument("--force", action="store_true", help="replace an existing sspsim sweep at --out (never other files)")
     pl.add_argument("--staleness", default="0,1,3,inf", help="values of consistency.staleness (default 0,1,3,inf)")
     pl.add_argument("--workers", default=None, help="values of workers.count (default: the config's)")
     pl.add_argument("--read-policy", default=None, help="values of consistency.read_policy (default: the config's)")
@@ -135,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(f"sspsim: error: {exc}\n")
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        sys.stderr.write("sspsim: interrupted; unfinished run directories were not written\n")
+    except KeyboardInterrupt as exc:
+        sys.stderr.write(f"sspsim: {str(exc) or 'interrupted; unfinished run directories were not written'}\n")
         return 130
     raise AssertionError(args.command)  # pragma: no cover
 
@@ -153,7 +158,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, _overrides(args))
     with progress_bar("simulating", enabled=interactive() and not args.quiet) as progress:
-        run = simulate(config, args.out, progress=progress)
+        run = simulate(config, args.out, progress=progress, force=args.force)
     if not args.quiet:
         _print_summary(run)
     return 0
@@ -175,7 +180,7 @@ def _sweep(args: argparse.Namespace) -> int:
         grids, variants = grids_from_config(raw)
     points = expand_grid(raw, base, grids, _overrides(args), variants)
     with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
-        rows = run_sweep(points, args.out, jobs=args.jobs, progress=progress)
+        rows = run_sweep(points, args.out, jobs=args.jobs, force=args.force, progress=progress)
     if not args.quiet:
         cols = ("run", "time/clock", "wait", "staleness", "final objective", "time to target")
         print_table(
@@ -242,7 +247,7 @@ def _deploy(args: argparse.Namespace) -> int:
         return 0
     from sspsim.real.launch import deploy
 
-    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline)
+    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline, force=args.force)
     if meta.get("status") != "complete":
         sys.stderr.write(f"sspsim: run incomplete: {meta.get('reason', 'unknown reason')} (see {out})\n")
         return 1
@@ -262,7 +267,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from sspsim.real.calibrate import calibrate
 
     workdir = args.workdir or args.out.with_suffix("").with_name(args.out.stem + "-profile")
-    facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks)
+    facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks, force=args.force)
     if not args.quiet:
         from sspsim.cli.console import print_table
 
@@ -299,7 +304,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     raw = apply_overrides(raw, _overrides(args))
     with progress_bar("planning", enabled=interactive() and not args.quiet) as progress:
-        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress)
+        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress,
+                      force=args.force)
     if not args.quiet:
         best = result.best
         rows = []
