@@ -230,6 +230,7 @@ def _run_points(
                 except BaseException:
                     pool.terminate()
                     pool.join()
+                    outdir.clean_stale(out)  # the stopped workers' unfinished run folders
                     raise
                 pool.close()
                 pool.join()
@@ -242,6 +243,7 @@ def _run_points(
     tmp.write_text(json.dumps(jsonable({"format": "sspsim-sweep/1", "runs": ordered}), indent=2) + "\n")
     os.replace(tmp, out / SWEEP_FILE)
     outdir.write_marker(out, "sweep", complete=True, points=key)
+    (out / PROGRESS).unlink(missing_ok=True)  # sweep.json holds every row now
     return ordered
 
 
