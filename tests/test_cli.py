@@ -99,7 +99,7 @@ def test_missing_config_and_bad_out(config_file: Path, tmp_path: Path, capsys: p
     assert code == 2 and err.count("\n") == 1 and err.startswith("sspsim: error: config = ")
     assert "file not found" in err and not (tmp_path / "run").exists()
     code, _, err = _cli(["simulate", str(config_file), "--out", str(config_file), "-q"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "exists and is not a run directory" in err
+    assert code == 2 and err.count("\n") == 1 and "exists and is a file, not a folder" in err
     assert config_file.read_text() == CONFIG
 
 
