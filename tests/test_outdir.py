@@ -381,3 +381,53 @@ def test_ctrl_c_stops_a_sweep_quietly_and_the_rerun_finishes_it(tmp_path: Path, 
     assert not [p for p in out.iterdir() if p.name.startswith(".") and "partial" in p.name]
     assert main([*cmd[3:-3], "--jobs", "1", "-q"]) == 0  # the same sweep again (--jobs is not part of it): it finishes
     assert len(json.loads((out / "sweep.json").read_text())["runs"]) == 6
+
+
+def _fake_launch(monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> list[Path]:
+    """Replace torchrun by writing a complete run.json (or failing); return the folders it ran in."""
+    from sspsim.real import launch
+
+    ran: list[Path] = []
+
+    def run(config, out, *, resume, baseline):  # type: ignore[no-untyped-def]
+        ran.append(out)
+        (out / "run.json").write_text(json.dumps({"status": "complete", "config": {}, "seed": config.run.seed}))
+        if fail:
+            raise KeyboardInterrupt
+        return {"status": "complete"}
+
+    monkeypatch.setattr(launch, "_launch", run)
+    return ran
+
+
+def test_deploy_writes_a_new_run_in_place_and_replaces_one_with_force_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from sspsim.real.launch import deploy
+
+    out = tmp_path / "run"
+    ran = _fake_launch(monkeypatch)
+    deploy(_config(seed=1), out)
+    assert ran == [out] and outdir.read_marker(out) == {"format": outdir.FORMAT, "kind": "run"}
+    with pytest.raises(sspsim.InputError, match="add --force"):
+        deploy(_config(seed=2), out)
+    before = _snapshot(out)
+    _fake_launch(monkeypatch, fail=True)  # interrupted while replacing: the old run stays
+    with pytest.raises(KeyboardInterrupt):
+        deploy(_config(seed=2), out, force=True)
+    assert _snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    ran = _fake_launch(monkeypatch)
+    deploy(_config(seed=2), out, force=True)
+    assert ran[0].name.startswith(".run.partial-")  # the new run is written beside the old one
+    assert json.loads((out / "run.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_folder_written_in_place_is_locked(tmp_path: Path) -> None:
+    with outdir.lock(tmp_path):
+        with pytest.raises(sspsim.InputError, match="another sspsim process is writing it now"):
+            with outdir.lock(tmp_path):
+                pass  # pragma: no cover
+    with outdir.lock(tmp_path):  # released
+        pass

@@ -245,7 +245,7 @@ def test_crashed_server_leaves_trace_and_evals_up_to_the_last_checkpoint(tmp_pat
     import threading
 
     out = tmp_path / "run"
-    config = _config(run__clocks="200", real__checkpoint_every="4", run__eval_every="4")
+    config = _config(run__clocks="60", real__checkpoint_every="4", run__eval_every="4")
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(deploy(config, out)))
     thread.start()
@@ -260,12 +260,12 @@ def test_crashed_server_leaves_trace_and_evals_up_to_the_last_checkpoint(tmp_pat
     assert result["status"] == "incomplete", result
     trace = sspsim.read_run(out).trace
     evals = sspsim.read_run(out).evals
-    assert 0 < len(trace) < 3 * 200 and len(evals) >= 1
+    assert 0 < len(trace) < 3 * 60 and len(evals) >= 1
     assert [v for v in _violations(out) if "I0" not in v] == []
     with pytest.raises(sspsim.InputError, match="unfinished sspsim run: continue it with --resume"):
         deploy(config, out)
     resumed = deploy(config, out, resume=True)
     assert resumed["status"] == "complete"
-    assert len(sspsim.read_run(out).trace) == 3 * 200
+    assert len(sspsim.read_run(out).trace) == 3 * 60
     with pytest.raises(sspsim.InputError, match="is a complete run"):
         deploy(config, out, resume=True)
