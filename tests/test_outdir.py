@@ -55,7 +55,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _python(code: str, *args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], check=False, capture_output=True, text=True,
                           timeout=120, env=env, **kw)
 
 
@@ -425,9 +425,8 @@ def test_deploy_writes_a_new_run_in_place_and_replaces_one_with_force_atomically
 
 
 def test_a_folder_written_in_place_is_locked(tmp_path: Path) -> None:
-    with outdir.lock(tmp_path):
-        with pytest.raises(sspsim.InputError, match="another sspsim process is writing it now"):
-            with outdir.lock(tmp_path):
-                pass  # pragma: no cover
+    with outdir.lock(tmp_path), pytest.raises(sspsim.InputError, match="another sspsim process is writing it now"):
+        with outdir.lock(tmp_path):
+            pass  # pragma: no cover
     with outdir.lock(tmp_path):  # released
         pass
