@@ -18,6 +18,7 @@ import pandas as pd
 
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError, SSPSimError
+from sspsim.outdir import read_marker
 
 __all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "load_evidence"]
 
@@ -226,6 +227,11 @@ def load_evidence(path: str | Path) -> RunData | SweepData:
         raise InputError("DIR", str(path), "not found")
     if (path / "run.json").is_file():
         return RunData.load(path)
+    marker = read_marker(path) if path.is_dir() else None
+    if marker is not None and marker.get("kind") == "sweep" and not marker.get("complete"):
+        done = sum(1 for d in path.iterdir() if (d / "run.json").is_file())
+        raise InputError("DIR", str(path), f"is an incomplete sweep ({done} runs finished): "
+                         "run the same sweep command again to finish it, then check it")
     if path.is_dir():
         subdirs = sorted(d for d in path.iterdir() if d.is_dir() and (d / "run.json").is_file())
         if subdirs:

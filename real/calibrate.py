@@ -32,6 +32,7 @@ import sspsim
 from sspsim.real.launch import deploy
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
+from sspsim.outdir import FILE_MARK, check_file
 from sspsim.tomlwrite import dumps
 
 __all__ = ["calibrate", "fit_compute", "fit_network"]
@@ -71,18 +72,23 @@ def fit_network(sizes: list[int], pulls: list[float]) -> tuple[float, float]:
     return float(max(intercept, 0.0)), float(1.0 / slope)
 
 
-def _profile(config: Config, out: Path) -> sspsim.Run:
-    meta = deploy(config, out)
+def _profile(config: Config, out: Path, force: bool) -> sspsim.Run:
+    meta = deploy(config, out, force=force)
     if meta.get("status") != "complete":
         raise InputError("calibrate", str(out), f"the profile run did not complete: {meta.get('reason')}")
     return sspsim.read_run(out)
 
 
-def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40) -> dict[str, Any]:
-    """Profile this machine and write the calibrated simulator config to ``cal_file``."""
+def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40, force: bool = False) -> dict[str, Any]:
+    """Profile this machine and write the calibrated simulator config to ``cal_file``.
+
+    ``cal_file`` and the profile runs follow :mod:`sspsim.outdir`: replacing ones sspsim wrote
+    needs ``force``; other files are never overwritten without it.
+    """
+    check_file(cal_file, force=force)
     short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks), target=None, eval_every=None)
     started = time.time()
-    profile = _profile(config.replace(run=short), workdir / "profile")
+    profile = _profile(config.replace(run=short), workdir / "profile", force)
     trace = profile.trace
     compute = trace["real_compute_time"].to_numpy()
     n_params = int(profile.meta["problem"]["n_params"])
@@ -96,7 +102,7 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
             consistency=dataclasses.replace(config.consistency, staleness=sspsim.INF, read_policy="eager"),
             real=dataclasses.replace(config.real, inject_delays=False),
         )
-        t = _profile(timing, workdir / f"size-{dim}").trace
+        t = _profile(timing, workdir / f"size-{dim}", force).trace
         pulls.append(float((t.start_time - t.read_time).mean()))
         sizes.append(8 * (dim + WIRE_HEADER))
     latency, bandwidth = fit_network(sizes, pulls)
@@ -120,7 +126,7 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     }
     config_from_dict(raw, base_dir=cal_file.parent)  # what we write must load
     cal_file.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"Calibrated by sspsim calibrate on {socket.gethostname()}: the config of the real run, plus the measured\n"
+    header = (f"{FILE_MARK} calibrate. Calibrated on {socket.gethostname()}: the config of the real run, plus the measured\n"
               "computation ([workers] compute), network and server costs. Simulate it to predict that run.")
     cal_file.write_text(dumps(raw, header=header))
     return raw["calibration"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from sspsim import outdir
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import jsonable
@@ -65,8 +65,13 @@ def environment(config: Config) -> dict[str, str]:
     return env
 
 
-def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | None = None) -> dict:
-    """Run ``config`` for real; return the run.json written (status complete or incomplete)."""
+def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | None = None, force: bool = False) -> dict:
+    """Run ``config`` for real; return the run.json written (status complete or incomplete).
+
+    ``out`` follows :mod:`sspsim.outdir`.  A new run is written in place (so a crash leaves a run
+    directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
+    sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
+    """
     try:
         import torch
     except ImportError:
@@ -74,15 +79,53 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     if config.real.device == "cuda" and not torch.cuda.is_available():
         raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
     out = Path(out)
+    stage = None
     if resume:
-        if not (out / "run.json").is_file():
+        status = _status(out)
+        if status is None:
             raise InputError("--resume", str(out), "is not a run directory")
+        if status == "complete":
+            raise InputError("--resume", str(out), "is a complete run; there is nothing to resume")
+        target = out
     else:
-        if out.exists() and any(out.iterdir()):
-            if not (out / "run.json").is_file():
-                raise InputError("--out", str(out), "exists and is not a run directory; choose a new path")
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+        if not force and _status(out) not in (None, "complete") and outdir.read_marker(out) is not None:
+            raise InputError("--out", str(out), "holds an unfinished sspsim run: continue it with --resume, "
+                             "or add --force to replace it")
+        if outdir.check_folder(out, force=force) is None:
+            out.mkdir(parents=True, exist_ok=True)
+            outdir.clean_stale(out.parent)
+            target = out
+        else:
+            stage = target = outdir.staging(out)
+    try:
+        with outdir.lock(target):
+            if not resume and stage is None:
+                if outdir.read_marker(out) is not None:
+                    raise InputError("--out", str(out), "another sspsim process wrote a run there meanwhile; nothing written")
+                outdir.check_folder(out, force=False)  # files appeared meanwhile: refuse them
+            if not resume:
+                outdir.write_marker(target, "run")
+            meta = _launch(config, target, resume=resume, baseline=baseline)
+    except BaseException:
+        if stage is not None:
+            outdir.discard(stage)
+        raise
+    if stage is not None:
+        outdir.commit(stage, out, force=True)
+    return meta
+
+
+def _status(out: Path) -> str | None:
+    """The status in ``out/run.json`` ("complete", "incomplete", "running"); None if there is none."""
+    try:
+        meta = json.loads((Path(out) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(meta.get("status", "complete")) if isinstance(meta, dict) else None
+
+
+def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) -> dict:
+    """torchrun the run into ``out`` (which exists and is ours); return its run.json."""
     config_file = out / "config.json"
     config_file.write_text(json.dumps(jsonable(config.to_dict()), indent=2) + "\n")
     nproc = config.workers.count + (0 if baseline else 1)

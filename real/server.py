@@ -57,6 +57,7 @@ class Server:
         self.real_compute = np.zeros((self.P, self.C))  # the measured computation alone, without injected delay
         self.evaluator = Evaluator(self.problem, config, self.C)
         self.snapshots: list[tuple[np.ndarray | None, float, int, int]] = []
+        self.eval_rows: list[dict[str, float]] = []  # evaluations of snapshots[:len(eval_rows)]
         self.elapsed_before = 0.0
         self.resumed_from: int | None = None
         if resume:
@@ -163,6 +164,7 @@ class Server:
             every = self.config.real.checkpoint_every
             if every and done.completed % every == 0 and done.completed < self.C:
                 save_checkpoint(self.out, self._state(now))
+                self._write_progress(now)
 
     def _snapshot(self, rel: float) -> None:
         x = None if self.server.x is None else self.server.x.copy()
@@ -173,7 +175,15 @@ class Server:
         raise Terminated()
 
     def _evals(self) -> list[dict[str, float]]:
-        return [self.evaluator.row(x, t, clock, updates) for x, t, clock, updates in self.snapshots]
+        """Evaluation rows of the snapshots (each evaluated once: checkpoints ask again)."""
+        rows = self.eval_rows
+        rows.extend(self.evaluator.row(x, t, clock, updates) for x, t, clock, updates in self.snapshots[len(rows):])
+        return list(rows)
+
+    def _write_progress(self, now: float) -> None:
+        """At a checkpoint: the trace and evaluations so far, so a crashed server's run directory holds them."""
+        self.run_dir.write(self.rec, self.committed, self._evals(), status="running", wall=now - self.t0,
+                           extra={"real_compute_time": self.real_compute}, **self._facts())
 
     def _facts(self) -> dict[str, Any]:
         return {"resumed_from": self.resumed_from, "started_at": self.t0 + self.elapsed_before,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from sspsim.outdir import FILE_MARK
+
 __all__ = ["IMAGE_CHECK", "FigureSink", "esc", "note", "page", "section", "table"]
 
 CSS = """
@@ -115,7 +117,7 @@ def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str) -
     """The whole document."""
     links = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in nav)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<!DOCTYPE html>\n<!-- {FILE_MARK} report -->\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{esc(title)}</title>\n"
         f"<style>{CSS}</style>\n<script>\n{IMAGE_CHECK}\n</script>\n</head>\n<body>\n"
         f"<h1>{esc(title)}</h1>\n<p class=\"lead\">{esc(subtitle)}</p>\n"

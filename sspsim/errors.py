@@ -33,6 +33,9 @@ class InputError(SSPSimError, ValueError):
         self.rule = rule
         super().__init__(f"{field} = {_show(value)}: {rule}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles across processes (a sweep's pool) with its pieces
+        return (self.__class__, (self.field, self.value, self.rule))
+
 
 class ConfigError(InputError):
     """A configuration value breaks a rule."""

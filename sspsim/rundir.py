@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import shutil
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -115,21 +112,20 @@ def write_run(
     evals: list[dict[str, float]],
     audit: Mapping[str, np.ndarray] | None = None,
     extra_files: Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> Run:
     """Write a run directory atomically and return it as a :class:`Run`.
 
-    An existing run directory at ``out`` is replaced; any other existing, non-empty path is
-    refused (InputError), so nothing a user owns is deleted.
+    The folder rules are :mod:`sspsim.outdir`'s: an existing sspsim folder at ``out`` is
+    replaced only with ``force``; anything else existing and non-empty is refused (InputError).
     """
     import pandas as pd
 
+    from sspsim import outdir
+
     out = Path(out)
-    _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the run directory should not be
+    outdir.check_folder(out, force=force)
+    tmp = outdir.staging(out)
     try:
         if trace is not None:
             pd.DataFrame(dict(trace)).to_csv(tmp / "trace.csv", index=False, lineterminator="\n")
@@ -146,12 +142,11 @@ def write_run(
         }
         meta["status"] = "complete"
         (tmp / "run.json").write_text(json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        outdir.write_marker(tmp, "run")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outdir.discard(tmp)
         raise
+    outdir.commit(tmp, out, force=force)
     return Run(meta, path=out)
 
 
@@ -170,11 +165,6 @@ def read_run(path: str | Path) -> Run:
     if not isinstance(meta, dict) or "config" not in meta:
         raise InputError(str(meta_file), "...", "is not an sspsim run.json (no config)")
     return Run(meta, path=path)
-
-
-def _check_target(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "run.json").is_file())):
-        raise InputError("--out", str(out), "exists and is not a run directory; choose a new path")
 
 
 def jsonable(value: Any) -> Any:

@@ -106,7 +106,7 @@ def test_missing_config_and_bad_out(config_file: Path, tmp_path: Path, capsys: p
     assert code == 2 and err.count("\n") == 1 and err.startswith("sspsim: error: config = ")
     assert "file not found" in err and not (tmp_path / "run").exists()
     code, _, err = _cli(["simulate", str(config_file), "--out", str(config_file), "-q"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "exists and is not a run directory" in err
+    assert code == 2 and err.count("\n") == 1 and "exists and is a file, not a folder" in err
     assert config_file.read_text() == CONFIG
 
 
@@ -137,7 +137,7 @@ def test_sweep_grid_jobs(config_file: Path, tmp_path: Path) -> None:
     sweep = json.loads((out / "sweep.json").read_text())
     names = [r["name"] for r in sweep["runs"]]
     assert names == ["staleness=0_count=2", "staleness=0_count=3", "staleness=inf_count=2", "staleness=inf_count=3"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "sweep.json"])
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted([*names, "sweep.json"])
     for row in sweep["runs"]:
         run = sspsim.read_run(out / row["path"])
         assert run.complete
@@ -161,7 +161,7 @@ def test_sweep_bad_grid(config_file: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_run_sweep_directory_rules(tmp_path: Path) -> None:
-    """run_sweep refuses a non-sweep folder, and re-running over an existing sweep replaces it."""
+    """run_sweep refuses a folder sspsim did not create; re-running over a finished sweep needs force, then replaces it."""
     from sspsim.sim.sweep import expand_grid, run_sweep
 
     raw = {"run": {"clocks": 3}, "problem": {"kind": "none"}, "workers": {"count": 2}}
@@ -172,14 +172,17 @@ def test_run_sweep_directory_rules(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("x")
-    with pytest.raises(sspsim.InputError, match="exists and is not a sweep directory"):
+    with pytest.raises(sspsim.InputError, match="exists and was not created by sspsim"):
         run_sweep(points, mine)
     assert [p.name for p in mine.iterdir()] == ["keep.txt"]
     out = tmp_path / "sweep"
     rows = run_sweep(points, out)
     assert [r["name"] for r in rows] == [p.name for p in points]
-    run_sweep(points[:1], out)
-    assert sorted(p.name for p in out.iterdir()) == sorted([points[0].name, "sweep.json"])
+    with pytest.raises(sspsim.InputError, match="add --force"):
+        run_sweep(points[:1], out)
+    assert len(json.loads((out / "sweep.json").read_text())["runs"]) == 4
+    run_sweep(points[:1], out, force=True)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted([points[0].name, "sweep.json"])
 
 
 @pytest.mark.parametrize("grids,match", [

@@ -76,7 +76,7 @@ def test_refuses_to_overwrite_non_run_directory(tmp_path: Path) -> None:
     target = tmp_path / "mine"
     target.mkdir()
     (target / "notes.txt").write_text("precious")
-    with pytest.raises(sspsim.InputError, match=r"^--out = .*exists and is not a run directory"):
+    with pytest.raises(sspsim.InputError, match=r"^--out = .*exists and was not created by sspsim"):
         sspsim.simulate(_config(), target)
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert (target / "notes.txt").read_text() == "precious"
@@ -89,11 +89,14 @@ def test_refuses_to_overwrite_non_run_directory(tmp_path: Path) -> None:
 
 
 def test_replaces_existing_run_directory(tmp_path: Path) -> None:
-    """Simulating into an existing run directory replaces it completely."""
+    """Simulating into an existing run directory needs force, then replaces it completely."""
     out = tmp_path / "run"
     sspsim.simulate(_config(run={"audit": True}), out)
     assert (out / "audit.npz").is_file()
-    sspsim.simulate(_config(run={"seed": 6, "trace": "summary"}), out)
+    with pytest.raises(sspsim.InputError, match="add --force"):
+        sspsim.simulate(_config(run={"seed": 6}), out)
+    assert sspsim.read_run(out).meta["seed"] != 6
+    sspsim.simulate(_config(run={"seed": 6, "trace": "summary"}), out, force=True)
     back = sspsim.read_run(out)
     assert back.meta["seed"] == 6
     assert not (out / "audit.npz").exists() and not (out / "trace.csv").exists()

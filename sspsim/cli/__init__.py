@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"sspsim: error: {exc}", EXIT_INPUT)
         except UNREADABLE as exc:
             return _fail(f"sspsim: error: {unreadable_line(exc)}", EXIT_INPUT)
-        except KeyboardInterrupt:
-            return _fail("sspsim: interrupted; unfinished run directories were not written", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            return _fail(f"sspsim: {exc or 'interrupted; unfinished run directories were not written'}", EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the traceback
             where = save_traceback(exc, argv)
             message = " ".join(str(exc).split())

@@ -20,6 +20,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--clocks", type=int, default=40, help="clocks of the profile run (default 40)")
     p.add_argument("--workdir", type=Path, default=None, help="keep the profile runs here (default: beside --out)")
     add_config_options(p)
+    p.add_argument("--force", action="store_true", help="replace the calibrated config and profile runs sspsim wrote at --out (never other files)")
     p.set_defaults(handler=run)
     return p
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from sspsim.real.calibrate import calibrate
 
     workdir = args.workdir or args.out.with_suffix("").with_name(args.out.stem + "-profile")
-    facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks)
+    facts = calibrate(config, args.out, workdir=workdir, clocks=args.clocks, force=args.force)
     if not args.quiet:
         from sspsim.cli.console import print_table
 

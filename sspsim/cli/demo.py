@@ -55,7 +55,7 @@ def run_demo(out: Path, *, quiet: bool = False) -> int:
     for name, s in VARIANTS:
         config = base.replace(consistency=dataclasses.replace(base.consistency, staleness=s))
         with progress_bar(f"{name} (s = {s})", enabled=interactive() and not quiet) as progress:
-            runs.append((name, s, simulate(config, out / name.lower(), progress=progress)))
+            runs.append((name, s, simulate(config, out / name.lower(), progress=progress, force=True)))
     bsp_time = runs[0][2].summary["time_to_target"]
     for name, s, run in runs:
         m = run.summary

@@ -27,6 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--nproc-per-node", type=int, default=None)
     p.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT")
     add_config_options(p)
+    p.add_argument("--force", action="store_true", help="replace an sspsim run at --out (never other files)")
     p.set_defaults(handler=run)
     return p
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return _print_command(args, config)
     from sspsim.real.launch import deploy
 
-    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline)
+    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline, force=args.force)
     if meta.get("status") != "complete":
         sys.stderr.write(f"sspsim: run incomplete: {meta.get('reason', 'unknown reason')} (see {out})\n")
         return 1

@@ -25,6 +25,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, default=None, help="objective to reach (default: run.target)")
     p.add_argument("--jobs", "-j", type=int, default=1)
     add_config_options(p)
+    p.add_argument("--force", action="store_true", help="replace an sspsim sweep at --out (never other files)")
     p.set_defaults(handler=run)
     return p
 
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         axes["consistency.read_policy"] = [f'"{v}"' for v in _values(args.read_policy)]
     raw = apply_overrides(raw, overrides(args))
     with progress_bar("planning", enabled=interactive() and not args.quiet) as progress:
-        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress)
+        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress,
+                      force=args.force)
     if not args.quiet:
         best = result.best
         rows = []

@@ -28,6 +28,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="a run directory, or a sweep directory")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="FILE.html", help="the HTML file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE.html if sspsim wrote it (a file sspsim did not write is never overwritten)")
     p.add_argument("--title", default=None, help="the report's title (default: 'sspsim report: N runs')")
     p.set_defaults(handler=run)
     return p
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("DIR", str(d), "not found")
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise InputError("-o", str(args.out), "must name an .html file")
+    from sspsim.outdir import check_file
+
+    check_file(args.out, force=args.force, option="-o")
     _check_writable(args.out)
     try:
         from sspsim.reports.build import make_report

@@ -17,6 +17,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="TOML config")
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
     add_config_options(p)
+    p.add_argument("--force", action="store_true", help="replace an sspsim run at --out (never other files)")
     p.set_defaults(handler=run)
     return p
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args)
     with progress_bar("simulating", enabled=interactive() and not args.quiet) as progress:
-        result = simulate(config, args.out, progress=progress)
+        result = simulate(config, args.out, progress=progress, force=args.force)
     if not args.quiet:
         print_summary(result)
     return 0

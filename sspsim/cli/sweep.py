@@ -22,6 +22,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="sweep directory: one run directory per point")
     p.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
     add_config_options(p)
+    p.add_argument("--force", action="store_true", help="replace an sspsim sweep at --out (never other files)")
     p.set_defaults(handler=run)
     return p
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         grids, variants = grids_from_config(raw)
     points = expand_grid(raw, base, grids, overrides(args), variants)
     with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
-        rows = run_sweep(points, args.out, jobs=args.jobs, progress=progress)
+        rows = run_sweep(points, args.out, jobs=args.jobs, force=args.force, progress=progress)
     if not args.quiet:
         cols = ("run", "time/clock", "wait", "staleness", "final objective", "time to target")
         print_table(

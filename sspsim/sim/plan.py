@@ -89,6 +89,7 @@ def plan(
     target: float | None = None,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> Plan:
     """Run the plan's sweep into ``out`` and summarise it (also written to ``out/plan.json``)."""
     grids = [f"{key}={','.join(values)}" for key, values in axes.items()]
@@ -99,7 +100,7 @@ def plan(
         from sspsim.errors import MISSING, InputError
 
         raise InputError("run.target", MISSING, "plan ranks configurations by time to a target objective: set run.target or --target")
-    rows = run_sweep(points, out, jobs=jobs, progress=progress)
+    rows = run_sweep(points, out, jobs=jobs, force=force, progress=progress)
     groups: dict[str, PlanPoint] = {}
     for point, row in zip(points, rows):
         settings = {s.split("=", 1)[0]: s.split("=", 1)[1] for s in point.overrides if not s.startswith("run.seed=")}

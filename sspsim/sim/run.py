@@ -53,12 +53,18 @@ def simulate(
     *,
     progress: Progress | None = None,
     server_class: type[ParameterServer] = ParameterServer,
+    force: bool = False,
 ) -> Run:
     """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`.
 
     ``server_class`` replaces the parameter server (and forces the event engine): the seam the
-    mutation tests use to show that the theorem checks catch broken schedulers.
+    mutation tests use to show that the theorem checks catch broken schedulers.  ``out`` follows
+    :mod:`sspsim.outdir` (checked before anything runs): an existing sspsim run is replaced only with ``force``.
     """
+    if out is not None:
+        from sspsim.outdir import check_folder
+
+        check_folder(out, force=force)
     problem = make_problem(config.problem, config.problem_seed)
     workers, clocks = config.workers.count, config.run.clocks
     compute = compute_times(
@@ -98,7 +104,7 @@ def simulate(
     if isinstance(config.workers.speed, TraceTimes):  # keep the run directory self-contained
         meta["config"]["workers"]["speed"]["file"] = SPEEDS_FILE
         extra = {SPEEDS_FILE: _times_csv(config.workers.speed.times[:workers, :clocks])}
-    return write_run(out, meta, trace=trace, evals=evals, audit=audit_arrays, extra_files=extra)
+    return write_run(out, meta, trace=trace, evals=evals, audit=audit_arrays, extra_files=extra, force=force)
 
 
 SPEEDS_FILE = "speeds.csv"

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 import re
-import shutil
+import signal
 import tomllib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from sspsim import outdir
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import jsonable
 from sspsim.sim.run import simulate
 
-__all__ = ["SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
+__all__ = ["PROGRESS", "SWEEP_FILE", "SweepInterrupted", "SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
+
+SWEEP_FILE = "sweep.json"
+PROGRESS = "progress.jsonl"
+"""One JSON row per finished point, appended as each one finishes (what a rerun continues from)."""
 
 
 @dataclass(frozen=True)
@@ -127,41 +133,131 @@ def run_sweep(
     out: Path,
     *,
     jobs: int = 1,
+    force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every point into ``out/<name>``; write ``out/sweep.json`` last; return its rows."""
+    """Run every point into ``out/<name>``; write ``out/sweep.json`` last; return its rows.
+
+    ``out`` follows :mod:`sspsim.outdir`.  A new sweep is written in place and records each
+    finished point in ``progress.jsonl``, so an interrupted sweep (Ctrl-C, a failed point, a
+    crash) is continued by running the same points into the same ``out`` again.  Replacing a
+    finished (or different) sspsim sweep needs ``force``; the new one is built aside and swapped
+    in when complete, so the old one stays whole until then.
+    """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "sweep.json").is_file():
-        raise InputError("--out", str(out), "exists and is not a sweep directory; choose a new path")
-    if (out / "sweep.json").is_file():
-        shutil.rmtree(out)
+    key = _fingerprint(points)
+    if not _resumable(out, key) and outdir.check_folder(out, force=force) is not None:
+        stage = outdir.staging(out)
+        try:
+            outdir.write_marker(stage, "sweep", complete=False, points=key)
+            rows = _run_points(points, stage, key, {}, jobs=jobs, progress=progress, where=None)
+        except BaseException:
+            outdir.discard(stage)
+            raise
+        outdir.commit(stage, out, force=True)
+        return rows
     out.mkdir(parents=True, exist_ok=True)
+    outdir.clean_stale(out.parent)
+    with outdir.lock(out):
+        if outdir.read_marker(out) is None:
+            outdir.check_folder(out, force=False)  # files appeared meanwhile: refuse them
+            outdir.write_marker(out, "sweep", complete=False, points=key)
+        elif not _resumable(out, key):
+            raise InputError("--out", str(out), "another sspsim process wrote a sweep there meanwhile; "
+                             "add --force to replace it, or choose a new path")
+        return _run_points(points, out, key, _finished(out, points), jobs=jobs, progress=progress, where=out)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; the message says what was kept and how to continue."""
+
+
+def _fingerprint(points: list[SweepPoint]) -> str:
+    """The identity of a sweep: its points' names and resolved configs (a rerun of the same command matches)."""
+    text = json.dumps([[p.name, jsonable(p.config.to_dict())] for p in points], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _resumable(out: Path, key: str) -> bool:
+    marker = outdir.read_marker(out) if out.is_dir() else None
+    return marker is not None and marker.get("kind") == "sweep" and not marker.get("complete") and marker.get("points") == key
+
+
+def _finished(out: Path, points: list[SweepPoint]) -> dict[str, dict[str, Any]]:
+    """The rows ``progress.jsonl`` recorded whose run directory is there (a torn last line is ignored)."""
+    names = {p.name for p in points}
     rows: dict[str, dict[str, Any]] = {}
-    done = 0
+    try:
+        lines = (out / PROGRESS).read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("name") in names and (out / row["name"] / "run.json").is_file():
+            rows[row["name"]] = row
+    return rows
+
+
+def _run_points(
+    points: list[SweepPoint], out: Path, key: str, done: dict[str, dict[str, Any]], *,
+    jobs: int, progress: Callable[[int, int], None] | None, where: Path | None,
+) -> list[dict[str, Any]]:
+    rows = dict(done)
+    todo = [p for p in points if p.name not in rows]
     if progress is not None:
-        progress(0, len(points))
-    if jobs <= 1:
-        for point in points:
-            rows[point.name] = _run_point(point, out)
-            done += 1
-            if progress is not None:
-                progress(done, len(points))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_point, point, out) for point in points]
-            for future in as_completed(futures):
-                row = future.result()
+        progress(len(rows), len(points))
+    try:
+        with open(out / PROGRESS, "a") as record:
+
+            def finished(row: dict[str, Any]) -> None:
                 rows[row["name"]] = row
-                done += 1
+                record.write(json.dumps(jsonable(row)) + "\n")
+                record.flush()
                 if progress is not None:
-                    progress(done, len(points))
+                    progress(len(rows), len(points))
+
+            if jobs <= 1 or len(todo) <= 1:
+                for point in todo:
+                    finished(_run_point(point, out))
+            else:
+                pool = get_context("spawn").Pool(min(jobs, len(todo)), initializer=_ignore_sigint)
+                try:
+                    for row in pool.imap_unordered(_run_point_args, [(p, out) for p in todo]):
+                        finished(row)
+                except BaseException:
+                    pool.terminate()
+                    pool.join()
+                    outdir.clean_stale(out)  # the stopped workers' unfinished run folders
+                    raise
+                pool.close()
+                pool.join()
+    except KeyboardInterrupt:
+        kept = (f"{len(rows)} of {len(points)} runs are done in {where}; run the same command again to continue"
+                if where is not None else "the sweep that was there is kept unchanged")
+        raise SweepInterrupted(f"interrupted: {kept}") from None
     ordered = [rows[p.name] for p in points]
-    (out / "sweep.json").write_text(json.dumps(jsonable({"format": "sspsim-sweep/1", "runs": ordered}), indent=2) + "\n")
+    tmp = out / f"{SWEEP_FILE}.tmp"
+    tmp.write_text(json.dumps(jsonable({"format": "sspsim-sweep/1", "runs": ordered}), indent=2) + "\n")
+    os.replace(tmp, out / SWEEP_FILE)
+    outdir.write_marker(out, "sweep", complete=True, points=key)
+    (out / PROGRESS).unlink(missing_ok=True)  # sweep.json holds every row now
     return ordered
 
 
+def _ignore_sigint() -> None:
+    """Pool initializer: Ctrl-C is the parent's to handle (it stops the pool), not each worker's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_point_args(args: tuple[SweepPoint, Path]) -> dict[str, Any]:
+    return _run_point(*args)
+
+
 def _run_point(point: SweepPoint, out: Path) -> dict[str, Any]:
-    run = simulate(point.config, out / point.name)
+    run = simulate(point.config, out / point.name, force=True)  # inside our own sweep folder
     s = run.summary
     keep = ("time_per_clock", "wait_fraction", "mean_staleness", "mean_update_staleness", "final_objective", "time_to_target")
     return {"name": point.name, "overrides": list(point.overrides), "path": point.name, **{k: s.get(k) for k in keep}}

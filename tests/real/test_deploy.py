@@ -220,3 +220,52 @@ def test_workers_share_one_gpu(tmp_path: Path) -> None:
     assert meta["status"] == "complete"
     devices = [r["device"] for r in meta["hardware"]["ranks"][1:]]
     assert all(d.startswith("cuda") for d in devices)
+
+
+def _server_pid(out: Path) -> int | None:
+    """The pid of rank 0 (the parameter server) of the run writing ``out``."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sspsim.real.main" in cmd and b"torch.distributed.run" not in cmd and str(out).encode() in cmd and b"RANK=0" in env:
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow  # two deploys
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the server process through /proc")
+def test_crashed_server_leaves_trace_and_evals_up_to_the_last_checkpoint(tmp_path: Path) -> None:
+    """kill -9 of the server: the run directory still holds the trace and evaluations written at its last
+    checkpoint, and --resume finishes the run."""
+    import os
+    import signal
+    import threading
+
+    out = tmp_path / "run"
+    config = _config(run__clocks="60", real__checkpoint_every="4", run__eval_every="4")
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(deploy(config, out)))
+    thread.start()
+    deadline = time.time() + 120
+    pid = None
+    while time.time() < deadline and thread.is_alive() and (pid is None or not (out / "evals.csv").is_file()):
+        pid = pid or _server_pid(out)
+        time.sleep(0.02)
+    assert pid is not None and (out / "evals.csv").is_file(), "the run ended before its first checkpoint"
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert result["status"] == "incomplete", result
+    trace = sspsim.read_run(out).trace
+    evals = sspsim.read_run(out).evals
+    assert 0 < len(trace) < 3 * 60 and len(evals) >= 1
+    assert [v for v in _violations(out) if "I0" not in v] == []
+    with pytest.raises(sspsim.InputError, match="unfinished sspsim run: continue it with --resume"):
+        deploy(config, out)
+    resumed = deploy(config, out, resume=True)
+    assert resumed["status"] == "complete"
+    assert len(sspsim.read_run(out).trace) == 3 * 60
+    with pytest.raises(sspsim.InputError, match="is a complete run"):
+        deploy(config, out, resume=True)
