@@ -40,6 +40,7 @@ ORACLE_INPUTS = {
     "sspsim.config",
     "sspsim.errors",
     "sspsim.rundir",
+    "sspsim.outdir",  # the marker that says a folder is an sspsim run or sweep
     "sspsim.trace",
     "sspsim.problems",
     "sspsim.sampling",

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UNREADABLE as exc:
             return _fail(f"sspsim: error: {unreadable_line(exc)}", EXIT_INPUT)
         except KeyboardInterrupt as exc:
-            return _fail(f"sspsim: {exc or 'interrupted; unfinished run directories were not written'}", EXIT_INTERRUPTED)
+            return _fail(f"sspsim: {str(exc) or 'interrupted; unfinished run directories were not written'}", EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the traceback
             where = save_traceback(exc, argv)
             message = " ".join(str(exc).split())
