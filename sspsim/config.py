@@ -330,7 +330,6 @@ def json_schema() -> dict[str, Any]:
         props[name] = {"type": "object", "description": f"[{name}]: kept verbatim for the tools that read it"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/sspsim/sspsim/config.schema.json",
         "title": "sspsim config",
         "description": "A run of sspsim (DESIGN §Config); relative paths resolve against the config file's folder.",
         "type": "object",

@@ -230,7 +230,7 @@ def object_schema(cls: type, description: str = "", *, extra: Mapping[str, Any] 
             required.append(field_key(f))
     out: dict[str, Any] = {"type": "object"}
     if description:
-        out["description"] = description
+        out["description"] = description.replace("``", "")
     out["properties"] = props
     if required:
         out["required"] = required

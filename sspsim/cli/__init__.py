@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     from sspsim.cli.report import add_parser as add_report
 
     add_report(sub)
+    from sspsim.cli.schema import add_parser as add_schema
+
+    add_schema(sub)
     return p
 
 
@@ -132,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sspsim.cli.report import run as run_report
 
             return run_report(args)
+        if args.command == "schema":
+            return args.handler(args)
     except InputError as exc:
         sys.stderr.write(f"sspsim: error: {exc}\n")
         return EXIT_INPUT
