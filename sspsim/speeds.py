@@ -133,8 +133,9 @@ class SpeedModel:
     @classmethod
     def tables(cls, st: Any, max_mean: float) -> Any:
         """Hypothesis strategy (``st`` = ``hypothesis.strategies``) for valid config tables of this
-        kind with mean in about [0.05, max_mean]; None if the kind cannot be drawn alone."""
-        return None
+        kind with mean in about [0.05, max_mean].  A model that does not override it (trace,
+        empirical) is not drawn by ``sspsim.testing.speed_models``."""
+        raise NotImplementedError(f"speed kind {cls.kind!r} draws no tables")
 
 
 SPEED_MODELS: dict[str, type[SpeedModel]] = {}
