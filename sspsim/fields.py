@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from pathlib import Path
 from typing import Any, Mapping, get_args
@@ -246,9 +247,14 @@ def spec(default: Any = dataclasses.MISSING, rule: Rule | None = None, doc: str 
                              repr=repr)
 
 
-def ruled_fields(cls_or_obj: Any) -> list[dataclasses.Field[Any]]:
+def ruled_fields(cls_or_obj: Any) -> tuple[dataclasses.Field[Any], ...]:
     """The fields of a dataclass that carry a rule, in declaration order."""
-    return [f for f in dataclasses.fields(cls_or_obj) if f.metadata.get("rule") is not None]
+    return _ruled_fields(cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj))
+
+
+@functools.cache
+def _ruled_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("rule") is not None)
 
 
 def field_rule(f: dataclasses.Field[Any]) -> Rule:
