@@ -224,7 +224,7 @@ def object_schema(cls: type, description: str = "", *, extra: Mapping[str, Any] 
             s["description"] = f.metadata["doc"]
         if f.default is not dataclasses.MISSING and f.default is not None:
             dumped = field_rule(f).dump(f.default)
-            if isinstance(dumped, (int, float, str, bool, list)):
+            if isinstance(dumped, (int, float, str, bool, list, dict)):
                 s["default"] = dumped
         props[field_key(f)] = s
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

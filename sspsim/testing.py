@@ -3,7 +3,8 @@
 Two kinds of helpers:
 
 * Hypothesis strategies that generate valid inputs: :func:`configs` (whole
-  :class:`sspsim.Config` values), :func:`speed_models` (``[workers] speed`` tables) and
+  :class:`sspsim.Config` values; :func:`config_tables` gives them as TOML-shaped tables),
+  :func:`speed_models` (``[workers] speed`` tables, drawn by each registered model) and
   :func:`schedules` (trace-driven compute-time matrices with the config that replays them);
 * :func:`assert_run_satisfies`, which runs the theorem catalogue of ``proofs_check`` on a run
   directory and fails with every violated verdict in the message.
