@@ -36,14 +36,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.integrate
 
+from sspsim import speeds as sp
 from sspsim.proofs_check.evidence import RunData, SweepData
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim import speeds as sp
 
 __all__ = [
     "AsyncRuntime",

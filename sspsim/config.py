@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from sspsim import speeds as _speeds
 from sspsim.errors import ConfigError, InputError
-from sspsim.fields import (Bool, Choice, Int, ListOf, Num, Record, Rule, Str, check_fields, field_key, field_rule,
-                           object_schema, reject_unknown, ruled_fields, spec)
-from sspsim.ssp import INF, Staleness
+from sspsim.fields import (
+    Bool,
+    Choice,
+    Int,
+    ListOf,
+    Num,
+    Record,
+    Rule,
+    Str,
+    check_fields,
+    field_key,
+    field_rule,
+    object_schema,
+    reject_unknown,
+    ruled_fields,
+    spec,
+)
 from sspsim.speeds import SpeedModel, SpeedRule, Straggler, TraceTimes, Transient
+from sspsim.ssp import INF, Staleness
 
 __all__ = [
     "PROBLEM_KINDS",

@@ -13,8 +13,9 @@ import dataclasses
 import difflib
 import functools
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, get_args
+from typing import Any, get_args
 
 from sspsim.errors import MISSING, ConfigError
 

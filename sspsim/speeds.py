@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,12 +26,12 @@ from sspsim.errors import MISSING, ConfigError, InputError
 from sspsim.fields import Int, Num, Rule, field_key, field_rule, object_schema, ruled_fields, spec
 
 __all__ = [
+    "SPEED_MODELS",
     "Constant",
     "Empirical",
     "Exponential",
     "LogNormal",
     "Pareto",
-    "SPEED_MODELS",
     "ShiftedExponential",
     "SpeedModel",
     "SpeedRule",

@@ -45,13 +45,14 @@ from typing import TYPE_CHECKING, Any, get_args
 import numpy as np
 
 from sspsim.config import Activation, ReadPolicy, Schedule
-from sspsim.speeds import SPEED_MODELS, SpeedModel, speed_kinds as _registered_kinds
+from sspsim.speeds import SPEED_MODELS, SpeedModel
+from sspsim.speeds import speed_kinds as _registered_kinds
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypothesis.strategies import SearchStrategy
 
-    from sspsim.proofs_check import Verdict
     from sspsim.config import Config
+    from sspsim.proofs_check import Verdict
 
 __all__ = [
     "PROBLEMS",

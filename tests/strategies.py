@@ -8,16 +8,19 @@ the run-wide example budget.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.speeds import parse_speed
-from sspsim.testing import SPEED_KINDS as DRAWN_KINDS, config_tables, speed_models, write_times
+from sspsim.testing import SPEED_KINDS as DRAWN_KINDS
+from sspsim.testing import config_tables, speed_models, write_times
 
 __all__ = ["CONTINUOUS_KINDS", "MATH_PROBLEMS", "SPEED_KINDS", "budget", "materialize", "sim_configs", "small_staleness",
            "staleness", "write_times"]

@@ -12,9 +12,18 @@ from hypothesis import given
 
 import sspsim
 from sspsim import speeds as sp
-from sspsim.config import (Config, ConsistencyConfig, NetworkConfig, OptimizerConfig, ProblemConfig, RealConfig, RunConfig,
-                           WorkersConfig, apply_overrides, json_schema)
-
+from sspsim.config import (
+    Config,
+    ConsistencyConfig,
+    NetworkConfig,
+    OptimizerConfig,
+    ProblemConfig,
+    RealConfig,
+    RunConfig,
+    WorkersConfig,
+    apply_overrides,
+    json_schema,
+)
 from tests.strategies import budget, materialize, sim_configs
 
 DESIGN_TOML = """
@@ -328,7 +337,7 @@ def test_json_schema_shape() -> None:
     schema = json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
-    for name, cls in sspsim.config.SECTIONS.items():
+    for name in sspsim.config.SECTIONS:
         section = schema["properties"][name]
         assert section["additionalProperties"] is False
         assert list(section["properties"]) == list(sspsim.config.section_keys(name))

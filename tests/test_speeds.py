@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim import speeds as sp
 from sspsim.fields import Num, spec
 from sspsim.speeds import compute_times
-
 from tests.strategies import budget
 
 N = 200_000
@@ -224,5 +225,5 @@ def test_new_speed_model_is_one_class(erlang2: type[sp.SpeedModel], tmp_path: Pa
 def test_speed_kinds_are_unique() -> None:
     """A second class cannot take a kind that is already registered."""
     with pytest.raises(TypeError, match="'exponential' is taken by Exponential"):
-        class Again(sp.SpeedModel):  # noqa: F841
+        class Again(sp.SpeedModel):
             kind = "exponential"
