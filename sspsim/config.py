@@ -408,7 +408,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
     if not isinstance(raw, Mapping):
         raise ConfigError("config", raw, "must be a table of sections")
     reject_unknown("", raw, [*SECTIONS, *METADATA_SECTIONS])
-    meta = {}
+    meta: dict[str, Any] = {}
     for name in METADATA_SECTIONS:
         table = raw.get(name)
         if table is not None and not isinstance(table, Mapping):

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -116,7 +116,11 @@ class SpeedModel:
         kind = {"enum": [cls.kind, *cls.aliases], "_required": True}
         return object_schema(cls, first, extra={"kind": kind})
 
-    mean: float  # E[X], seconds (a field or a property of each model; inf for a Pareto with alpha <= 1)
+    if TYPE_CHECKING:  # each model has it, as a field or a property
+
+        @property
+        def mean(self) -> float:
+            """E[X], seconds (inf for a Pareto with alpha <= 1)."""
 
     @property
     def constant_value(self) -> float | None:
