@@ -36,15 +36,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.integrate
-import scipy.stats
 
+from sspsim import speeds as sp
 from sspsim.proofs_check.evidence import RunData, SweepData
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim import speeds as sp
 
 __all__ = [
     "AsyncRuntime",
@@ -75,49 +74,23 @@ def straggler_scales(rd: RunData) -> np.ndarray:
 
 def _constant_value(speed: sp.SpeedModel) -> float | None:
     """The value of a speed model that is deterministic (None if it is random)."""
-    if isinstance(speed, sp.Constant):
-        return speed.value
-    if isinstance(speed, sp.Uniform) and speed.low == speed.high:
-        return speed.low
-    if isinstance(speed, sp.LogNormal) and speed.sigma == 0:
-        return speed.mean
-    if isinstance(speed, sp.ShiftedExponential) and speed.mean_excess == 0:
-        return speed.shift
-    return None
+    return speed.constant_value
 
 
 def mean_time(speed: sp.SpeedModel) -> float:
     """E[X] of a speed model (inf for a Pareto with alpha <= 1)."""
-    if isinstance(speed, sp.Exponential):
-        return speed.mean
-    if isinstance(speed, sp.LogNormal):
-        return speed.mean
     return float(speed.mean)
 
 
 def speed_cdf(speed: sp.SpeedModel) -> tuple[Callable[[float], float], float, float]:
-    """(F, lo, hi): the CDF of X and its support [lo, hi] (hi may be inf).
+    """(F, lo, hi): the CDF of X and its support [lo, hi] (hi may be inf), as the model states it.
 
-    Lognormal with the mean parametrisation ``mu = log(mean) - sigma^2 / 2``; Pareto type I with
-    minimum ``scale`` and tail ``alpha``, ``F(x) = 1 - (scale / x)^alpha``.
+    For the built-in models: exponential ``1 - e^{-x/mu}``; shifted exponential
+    ``1 - e^{-(x-shift)/mu}`` above the shift; lognormal with the mean parametrisation
+    ``mu = log(mean) - sigma^2 / 2``; Pareto type I, ``F(x) = 1 - (scale / x)^alpha``; uniform
+    on [low, high].  A model without a distribution (trace, empirical) raises TypeError.
     """
-    if isinstance(speed, sp.Exponential):
-        mu = speed.mean
-        return (lambda x: -math.expm1(-x / mu) if x > 0 else 0.0), 0.0, math.inf
-    if isinstance(speed, sp.ShiftedExponential):
-        d, mu = speed.shift, speed.mean_excess
-        return (lambda x: -math.expm1(-(x - d) / mu) if x > d else 0.0), d, math.inf
-    if isinstance(speed, sp.LogNormal):
-        mu = math.log(speed.mean) - speed.sigma**2 / 2.0
-        dist = scipy.stats.lognorm(s=speed.sigma, scale=math.exp(mu))
-        return (lambda x: float(dist.cdf(x)) if x > 0 else 0.0), 0.0, math.inf
-    if isinstance(speed, sp.Pareto):
-        a, m = speed.alpha, speed.scale
-        return (lambda x: -math.expm1(a * math.log(m / x)) if x > m else 0.0), m, math.inf
-    if isinstance(speed, sp.Uniform):
-        lo, hi = speed.low, speed.high
-        return (lambda x: min(1.0, max(0.0, (x - lo) / (hi - lo)))), lo, hi
-    raise TypeError(f"no distribution for speed model {speed.kind!r}")
+    return speed.cdf()
 
 
 def expected_max(speed: sp.SpeedModel, scales: np.ndarray) -> tuple[float, str]:

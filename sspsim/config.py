@@ -1,77 +1,160 @@
 """The run configuration: one frozen, validated value, read from TOML (DESIGN §Config).
 
-Every rule is checked here, at the boundary; the engines trust what they get.  A broken rule
-raises :class:`~sspsim.errors.ConfigError` whose one-line message names the field, the value
-and the rule.
+Each key's rule sits beside its field (:func:`sspsim.fields.spec`) and runs whenever a section
+is built, from TOML, ``--set`` or Python, so every path raises the same
+:class:`~sspsim.errors.ConfigError`, one line naming the field, the value and the rule.  The
+same rules write the config back (:meth:`Config.to_dict`) and describe it
+(:func:`json_schema`).  The engines trust what they get.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, ClassVar, Literal, get_args
 
 from sspsim import speeds as _speeds
-from sspsim.errors import MISSING, ConfigError, InputError
+from sspsim.errors import ConfigError, InputError
+from sspsim.fields import (
+    Bool,
+    Choice,
+    Int,
+    ListOf,
+    Num,
+    Record,
+    Rule,
+    Str,
+    check_fields,
+    field_key,
+    field_rule,
+    object_schema,
+    reject_unknown,
+    ruled_fields,
+    spec,
+)
+from sspsim.speeds import SpeedModel, SpeedRule, Straggler, TraceTimes, Transient
 from sspsim.ssp import INF, Staleness
-from sspsim.speeds import SpeedModel, Straggler, TraceTimes, Transient
 
 __all__ = [
     "PROBLEM_KINDS",
     "READ_POLICIES",
+    "SECTIONS",
+    "Activation",
     "Config",
     "ConsistencyConfig",
+    "Device",
+    "Dtype",
+    "Engine",
     "NetworkConfig",
     "OptimizerConfig",
     "ProblemConfig",
+    "ProblemKind",
+    "ReadPolicy",
     "RealConfig",
     "RunConfig",
+    "Schedule",
+    "TraceMode",
     "WorkersConfig",
     "apply_overrides",
     "config_from_dict",
+    "json_schema",
     "load_config",
+    "section_keys",
 ]
 
-PROBLEM_KINDS = ("logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "none")
-READ_POLICIES = ("eager", "lazy", "push")
-SCHEDULES = ("constant", "inv_sqrt")
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+ProblemKind = Literal["logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "none"]
+ReadPolicy = Literal["eager", "lazy", "push"]
+Schedule = Literal["constant", "inv_sqrt"]
+Activation = Literal["sigmoid", "tanh", "relu"]
+TraceMode = Literal["full", "summary"]
+Engine = Literal["auto", "event", "batch"]
+Device = Literal["auto", "cpu", "cuda"]
+Dtype = Literal["float64", "float32"]
+
+PROBLEM_KINDS: tuple[str, ...] = get_args(ProblemKind)
+READ_POLICIES: tuple[str, ...] = get_args(ReadPolicy)
 DIGITS_SAMPLES = 1797  # images in scikit-learn's load_digits
 METADATA_SECTIONS = ("calibration", "sweep")  # tables kept verbatim for the tools that read them
 
 
+class _Section:
+    """A config section: each field's rule runs whenever the section is built (TOML, ``--set`` or Python)."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.SECTION + ".")
+
+
+class _Staleness(Rule):
+    """The staleness bound: an integer >= 0, or "inf" (ASP)."""
+
+    def _parse(self, where: str, v: Any, base: Path) -> Staleness:
+        if v == "inf" or (isinstance(v, float) and v == INF):
+            return INF
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(where, v, 'must be an integer >= 0 (0 = BSP) or "inf" (ASP)')
+        return int(v)
+
+    def dump(self, value: Any) -> Any:
+        return "inf" if value == INF else value
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "integer", "minimum": 0}, {"const": "inf"}]}
+
+
+class _Widths(Rule):
+    """Hidden layer widths: a non-empty list of integers >= 1; the normal form is a tuple."""
+
+    optional = True
+
+    def _parse(self, where: str, v: Any, base: Path) -> tuple[int, ...]:
+        if (not isinstance(v, (list, tuple)) or not v
+                or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in v)):
+            raise ConfigError(where, v, "must be a non-empty list of layer widths >= 1, e.g. [64, 32]")
+        return tuple(int(h) for h in v)
+
+    def dump(self, value: Any) -> Any:
+        return None if value is None else list(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
+
+
 @dataclass(frozen=True, kw_only=True)
-class RunConfig:
+class RunConfig(_Section):
     """``[run]``: seed, length, what to record, which engine."""
 
-    seed: int = 0
-    clocks: int = 200
-    trace: str = "full"  # full | summary (no trace.csv: planning runs at 10^4 workers)
-    audit: bool = False  # also write audit.npz: read sets, parameters read, update vectors
-    eval_every: int | None = None  # clocks between full-objective evaluations (None: about 50 per run)
-    target: float | None = None  # objective for "time to target"
-    engine: str = "auto"  # auto | event (SimPy) | batch (exact closed form; timing only)
+    SECTION: ClassVar[str] = "run"
+    seed: int = spec(0, Int(0), "seed of the speed draws, the transient slowdowns and (unless problem.seed is set) the data")
+    clocks: int = spec(200, Int(1), "iterations per worker")
+    trace: TraceMode = spec("full", Choice(TraceMode), "full | summary (no trace.csv: planning runs at 10^4 workers)")
+    audit: bool = spec(False, Bool(), "also write audit.npz: read sets, parameters read, update vectors")
+    eval_every: int | None = spec(None, Int(1, optional=True),
+                                  "clocks between full-objective evaluations (default: about 50 per run)")
+    target: float | None = spec(None, Num(optional=True), 'objective for "time to target"')
+    engine: Engine = spec("auto", Choice(Engine), "auto | event (SimPy) | batch (exact closed form; timing only)")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProblemConfig:
+class ProblemConfig(_Section):
     """``[problem]``: what is trained.  Keys a kind does not use are ignored."""
 
-    kind: str = "logistic"
-    dim: int | None = None  # parameters (convex, nonconvex, none) or input width (timit_like)
-    samples: int = 4000
-    batch_size: int = 16
-    seed: int | None = None  # data, initial point and sample order; None: the run seed
-    noise: float | None = None  # label-flip probability (logistic), noise scale (others)
-    classes: int | None = None  # output classes (timit_like)
-    hidden: tuple[int, ...] | None = None  # hidden widths (mlp, timit_like)
-    activation: str | None = None  # hidden activation (mlp, timit_like)
-    curvature: float | None = None  # h of quadratic (default 1)
-    eval_samples: int | None = None  # samples of the periodic full-objective evaluation
+    SECTION: ClassVar[str] = "problem"
+    kind: ProblemKind = spec("logistic", Choice(ProblemKind), "the problem trained ('none': timing only)")
+    dim: int | None = spec(None, Int(1, optional=True), "parameters (convex, nonconvex, none) or input width (timit_like)")
+    samples: int = spec(4000, Int(1), "training samples")
+    batch_size: int = spec(16, Int(1), "samples per gradient")
+    seed: int | None = spec(None, Int(0, optional=True), "seed of the data, initial point and sample order (default: run.seed)")
+    noise: float | None = spec(None, Num(0.0, optional=True), "label-flip probability (logistic), noise scale (others)")
+    classes: int | None = spec(None, Int(2, optional=True), "output classes (timit_like)")
+    hidden: tuple[int, ...] | None = spec(None, _Widths(), "hidden widths (mlp, timit_like)")
+    activation: Activation | None = spec(None, Choice(Activation, optional=True), "hidden activation (mlp, timit_like)")
+    curvature: float | None = spec(None, Num(0.0, strict=True, optional=True), "h of quadratic (default 1)")
+    eval_samples: int | None = spec(None, Int(1, optional=True), "samples of the periodic full-objective evaluation")
 
     def resolved(self) -> ProblemConfig:
         """Fill the per-kind defaults of the keys left unset."""
@@ -97,42 +180,74 @@ _PROBLEM_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class OptimizerConfig:
+class OptimizerConfig(_Section):
     """``[optimizer]``: SGD, eta_t = lr (constant) or lr / sqrt(t) (inv_sqrt, Ho et al. 2013)."""
 
-    lr: float = 0.5
-    schedule: str = "inv_sqrt"
-    momentum: float = 0.0  # worker-side heavy ball
-    staleness_aware: bool = False  # divide the step by the update's staleness (Zhang et al. 2016)
+    SECTION: ClassVar[str] = "optimizer"
+    lr: float = spec(0.5, Num(0.0, strict=True), "learning rate")
+    schedule: Schedule = spec("inv_sqrt", Choice(Schedule), "constant | inv_sqrt (eta_t = lr / sqrt(t))")
+    momentum: float = spec(0.0, Num(0.0, maximum=1.0, strict_max=True), "worker-side heavy ball, in [0, 1)")
+    staleness_aware: bool = spec(False, Bool(), "divide the step by the update's staleness (Zhang et al. 2016)")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConsistencyConfig:
+class ConsistencyConfig(_Section):
     """``[consistency]``: the staleness bound s (0 = BSP, inf = ASP) and what reads see."""
 
-    staleness: Staleness = 3
-    read_policy: str = "eager"  # eager | lazy (alias: adversarial) | push
+    SECTION: ClassVar[str] = "consistency"
+    staleness: Staleness = spec(3, _Staleness(), '0 = BSP; "inf" = ASP')
+    read_policy: ReadPolicy = spec("eager", Choice(ReadPolicy, aliases={"adversarial": "lazy"}),
+                                   "eager | lazy (alias: adversarial) | push")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.read_policy == "lazy" and self.staleness == INF:
+            raise ConfigError(
+                "consistency.read_policy",
+                "lazy",
+                'with staleness = "inf" a lazy read guarantees only the worker\'s own writes; use eager or push for ASP',
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
-class WorkersConfig:
+class WorkersConfig(_Section):
     """``[workers]``: how many, how fast."""
 
-    count: int = 8
-    speed: SpeedModel = _speeds.Exponential(1.0)
-    stragglers: tuple[Straggler, ...] = ()
-    transient: Transient | None = None
-    compute: SpeedModel | None = None  # the real computation's own time (calibration); the simulator adds it
+    SECTION: ClassVar[str] = "workers"
+    count: int = spec(8, Int(1), "worker processes P")
+    speed: SpeedModel = spec(_speeds.Exponential(1.0), SpeedRule(), "compute time of one iteration, seconds")
+    stragglers: tuple[Straggler, ...] = spec(
+        (), ListOf(Record(Straggler, "{ worker = 0, slowdown = 4.0 }"), "[ { worker = 0, slowdown = 4.0 } ]"),
+        "persistent slowdowns of single workers")
+    transient: Transient | None = spec(
+        None, Record(Transient, "{ probability = 0.1, factor = 4.0, duration = 1 }", optional=True),
+        "random slowdowns of any worker")
+    compute: SpeedModel | None = spec(None, SpeedRule(optional=True),
+                                      "the real computation's own time (calibration); the simulator adds it")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        seen: set[int] = set()
+        for i, s in enumerate(self.stragglers):
+            if s.worker >= self.count:
+                raise ConfigError(f"workers.stragglers[{i}].worker", s.worker, f"must be < workers.count = {self.count}")
+            if s.worker in seen:
+                raise ConfigError(f"workers.stragglers[{i}].worker", s.worker, "appears twice")
+            seen.add(s.worker)
+        if isinstance(self.speed, TraceTimes) and self.speed.times.shape[0] != self.count:
+            raise ConfigError("workers.speed.file", str(self.speed.file),
+                              f"has {self.speed.times.shape[0]} rows but workers.count = {self.count} (one row per worker)")
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkConfig:
+class NetworkConfig(_Section):
     """``[network]``: message cost ``latency + bytes / bandwidth``; server apply time."""
 
-    latency: float = 0.0
-    bandwidth: float = INF
-    apply_time: float = 0.0
-    message_bytes: int | None = None  # None: 4 bytes per parameter (float32 on the wire)
+    SECTION: ClassVar[str] = "network"
+    latency: float = spec(0.0, Num(0.0), "seconds per message")
+    bandwidth: float = spec(INF, Num(0.0, strict=True, allow_inf=True), 'bytes per second ("inf": free)')
+    apply_time: float = spec(0.0, Num(0.0), "seconds the server takes to apply one update")
+    message_bytes: int | None = spec(None, Int(0, optional=True), "bytes per message (default: 4 per parameter, float32)")
 
     def message_cost(self, n_params: int) -> float:
         """Seconds for one push or pull of the model."""
@@ -141,21 +256,36 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RealConfig:
+class RealConfig(_Section):
     """``[real]``: the torch.distributed backend (``sspsim deploy``); the simulator ignores it."""
 
-    timeout: float = 60.0  # seconds a worker may go silent mid-iteration before it is declared dead
-    checkpoint_every: int = 0  # clocks between checkpoints of the server (0: none)
-    device: str = "auto"  # auto | cpu | cuda: where workers compute
-    dtype: str = "float64"  # float64 | float32: the workers' arithmetic
-    inject_delays: bool = True  # [workers] speed and stragglers become sleeps on top of real compute
-    interface: str = ""  # network interface Gloo uses (GLOO_SOCKET_IFNAME), e.g. "eth0"; empty: loopback for
-    # one machine, Gloo's own choice (the host name's interface) for several
+    SECTION: ClassVar[str] = "real"
+    timeout: float = spec(60.0, Num(0.0, strict=True),
+                          "seconds a worker may go silent mid-iteration before it is declared dead")
+    checkpoint_every: int = spec(0, Int(0), "clocks between checkpoints of the server (0: none)")
+    device: Device = spec("auto", Choice(Device), "auto | cpu | cuda: where workers compute")
+    dtype: Dtype = spec("float64", Choice(Dtype), "float64 | float32: the workers' arithmetic")
+    inject_delays: bool = spec(True, Bool(), "[workers] speed and stragglers become sleeps on top of real compute")
+    interface: str = spec("", Str(), 'network interface Gloo uses (GLOO_SOCKET_IFNAME), e.g. "eth0"; empty: loopback '
+                          "for one machine, Gloo's own choice for several")
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    cls.SECTION: cls
+    for cls in (RunConfig, ProblemConfig, OptimizerConfig, ConsistencyConfig, WorkersConfig, NetworkConfig, RealConfig)
+}
+"""The sections of a config, in order: name -> class (its ruled fields are the keys)."""
+
+
+def section_keys(section: str) -> tuple[str, ...]:
+    """The keys of a section, e.g. ``section_keys("run")``."""
+    return tuple(field_key(f) for f in ruled_fields(SECTIONS[section]))
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    """A whole run.  Build it with :func:`load_config` or :func:`config_from_dict`."""
+    """A whole run.  Build it with :func:`load_config`, :func:`config_from_dict` or in Python; every
+    field and cross-field rule runs either way."""
 
     run: RunConfig = field(default_factory=RunConfig)
     problem: ProblemConfig = field(default_factory=ProblemConfig)
@@ -168,6 +298,14 @@ class Config:
     sweep: dict[str, Any] | None = None  # what `sspsim sweep` runs when given no --grid (kept, not used here)
 
     def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise ConfigError(name, value, f"must be a {cls.__name__} ([{name}])")
+        for name in METADATA_SECTIONS:
+            table = getattr(self, name)
+            if table is not None and not isinstance(table, Mapping):
+                raise ConfigError(name, table, f"must be a table ([{name}])")
         object.__setattr__(self, "problem", self.problem.resolved())
         _validate(self)
 
@@ -183,29 +321,37 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as TOML-shaped data (``inf`` as the string "inf")."""
         out: dict[str, Any] = {}
-        for section in dataclasses.fields(self):
-            value = getattr(self, section.name)
-            if section.name in METADATA_SECTIONS:
-                if value is not None:
-                    out[section.name] = _deep_copy(value)
-                continue
+        for name in SECTIONS:
+            section = getattr(self, name)
             table: dict[str, Any] = {}
-            for f in dataclasses.fields(value):
-                v = getattr(value, f.name)
-                if f.name in ("speed", "compute") and v is not None:
-                    v = _speeds.speed_to_dict(v)
-                elif f.name == "stragglers":
-                    v = [dataclasses.asdict(s) for s in v]
-                elif f.name == "transient":
-                    v = None if v is None else dataclasses.asdict(v)
-                elif isinstance(v, tuple):
-                    v = list(v)
-                elif isinstance(v, float) and math.isinf(v):
-                    v = "inf"
+            for f in ruled_fields(section):
+                v = field_rule(f).dump(getattr(section, f.name))
                 if v is not None:
-                    table[f.name] = v
-            out[section.name] = table
+                    table[field_key(f)] = v
+            out[name] = table
+        for name in METADATA_SECTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = _deep_copy(value)
         return out
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a config file, generated from the fields' rules (for editors:
+    Taplo, VS Code).  Unknown sections and keys are rejected, as :func:`config_from_dict` does."""
+    props: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        props[name] = object_schema(cls, (cls.__doc__ or "").strip().split("\n")[0])
+    for name in METADATA_SECTIONS:
+        props[name] = {"type": "object", "description": f"[{name}]: kept verbatim for the tools that read it"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "sspsim config",
+        "description": "A run of sspsim (DESIGN §Config); relative paths resolve against the config file's folder.",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+    }
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -261,235 +407,38 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
     base = Path(base_dir)
     if not isinstance(raw, Mapping):
         raise ConfigError("config", raw, "must be a table of sections")
-    sections = {f.name: f for f in dataclasses.fields(Config)}
-    _reject_unknown("", raw, sections)
-    meta = {}
+    reject_unknown("", raw, [*SECTIONS, *METADATA_SECTIONS])
+    meta: dict[str, Any] = {}
     for name in METADATA_SECTIONS:
         table = raw.get(name)
         if table is not None and not isinstance(table, Mapping):
             raise ConfigError(name, table, f"must be a table ([{name}])")
         meta[name] = None if table is None else _deep_copy(table)
     built: dict[str, Any] = {}
-    for name, parsers in _SCHEMA.items():
+    for name, cls in SECTIONS.items():
         table = raw.get(name, {})
         if not isinstance(table, Mapping):
             raise ConfigError(name, table, "must be a table ([" + name + "])")
-        _reject_unknown(name + ".", table, parsers)
-        kwargs = {key: parse(f"{name}.{key}", table[key], base) for key, parse in parsers.items() if key in table}
-        built[name] = _SECTION_TYPES[name](**kwargs)
+        fields = ruled_fields(cls)
+        reject_unknown(name + ".", table, [field_key(f) for f in fields])
+        # parse here, where relative paths can be resolved; the section re-checks the built values
+        kwargs = {f.name: field_rule(f).parse(f"{name}.{field_key(f)}", table[field_key(f)], base)
+                  for f in fields if field_key(f) in table}
+        built[name] = cls(**kwargs)
     return Config(**built, **meta)
 
 
-def _reject_unknown(prefix: str, table: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    for key in table:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
-            what = "section" if not prefix else "key"
-            raise ConfigError(f"{prefix}{key}", table[key] if not isinstance(table[key], dict) else "{...}", f"unknown {what}{hint}")
-
-
-# -- field parsers -----------------------------------------------------------------------
-
-Parser = Callable[[str, Any, Path], Any]
-
-
-def _int(minimum: int | None = None, *, optional: bool = False) -> Parser:
-    def parse(where: str, v: Any, base: Path) -> int | None:
-        if optional and v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(where, v, "must be an integer")
-        if minimum is not None and v < minimum:
-            raise ConfigError(where, v, f"must be >= {minimum}")
-        return v
-
-    return parse
-
-
-def _float(minimum: float | None = None, *, strict: bool = False, allow_inf: bool = False, optional: bool = False) -> Parser:
-    def parse(where: str, v: Any, base: Path) -> float | None:
-        if optional and v is None:
-            return None
-        if allow_inf and v == "inf":
-            return INF
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-            raise ConfigError(where, v, "must be a number" + (' or "inf"' if allow_inf else ""))
-        if math.isinf(v) and not (allow_inf and v > 0):
-            raise ConfigError(where, v, "must be finite")
-        if minimum is not None and (v < minimum or (strict and v == minimum)):
-            raise ConfigError(where, v, f"must be {'>' if strict else '>='} {minimum}")
-        return float(v)
-
-    return parse
-
-
-def _choice(choices: tuple[str, ...], *, optional: bool = False) -> Parser:
-    def parse(where: str, v: Any, base: Path) -> str | None:
-        if optional and v is None:
-            return None
-        if v not in choices:
-            raise ConfigError(where, v, f"must be one of {', '.join(choices)}")
-        return str(v)
-
-    return parse
-
-
-def _string(where: str, v: Any, base: Path) -> str:
-    if not isinstance(v, str):
-        raise ConfigError(where, v, "must be a string")
-    return v
-
-
-def _bool(where: str, v: Any, base: Path) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(where, v, "must be true or false")
-    return v
-
-
-def _staleness(where: str, v: Any, base: Path) -> Staleness:
-    if v == "inf" or (isinstance(v, float) and v == INF):
-        return INF
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(where, v, 'must be an integer >= 0 (0 = BSP) or "inf" (ASP)')
-    return v
-
-
-def _read_policy(where: str, v: Any, base: Path) -> str:
-    if v == "adversarial":  # DESIGN's other name for the SSP-legal worst case
-        return "lazy"
-    return _choice(READ_POLICIES)(where, v, base)  # type: ignore[return-value]
-
-
-def _hidden(where: str, v: Any, base: Path) -> tuple[int, ...]:
-    if not isinstance(v, list) or not v or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in v):
-        raise ConfigError(where, v, "must be a non-empty list of layer widths >= 1, e.g. [64, 32]")
-    return tuple(v)
-
-
-def _speed(where: str, v: Any, base: Path) -> SpeedModel:
-    return _speeds.parse_speed(v, where, base)
-
-
-def _stragglers(where: str, v: Any, base: Path) -> tuple[Straggler, ...]:
-    if not isinstance(v, list):
-        raise ConfigError(where, v, "must be a list like [ { worker = 0, slowdown = 4.0 } ]")
-    out = []
-    for i, item in enumerate(v):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError(at, item, "must be a table { worker = 0, slowdown = 4.0 }")
-        _reject_unknown(at + ".", item, {"worker": 0, "slowdown": 0})
-        if "worker" not in item or "slowdown" not in item:
-            raise ConfigError(at + (".worker" if "worker" not in item else ".slowdown"), MISSING, "required")
-        worker = _int(0)(at + ".worker", item["worker"], base)
-        slowdown = _float(0.0, strict=True)(at + ".slowdown", item["slowdown"], base)
-        out.append(Straggler(worker=worker, slowdown=slowdown))  # type: ignore[arg-type]
-    return tuple(out)
-
-
-def _transient(where: str, v: Any, base: Path) -> Transient:
-    if not isinstance(v, dict):
-        raise ConfigError(where, v, "must be a table { probability = 0.1, factor = 4.0, duration = 1 }")
-    _reject_unknown(where + ".", v, {"probability": 0, "factor": 0, "duration": 0})
-    for key in ("probability", "factor", "duration"):
-        if key not in v:
-            raise ConfigError(f"{where}.{key}", MISSING, "required")
-    probability = _float(0.0)(where + ".probability", v["probability"], base)
-    if probability > 1:  # type: ignore[operator]
-        raise ConfigError(where + ".probability", probability, "must be <= 1")
-    factor = _float(0.0, strict=True)(where + ".factor", v["factor"], base)
-    duration = _int(1)(where + ".duration", v["duration"], base)
-    return Transient(probability=probability, factor=factor, duration=duration)  # type: ignore[arg-type]
-
-
-_SCHEMA: dict[str, dict[str, Parser]] = {
-    "run": {
-        "seed": _int(0),
-        "clocks": _int(1),
-        "trace": _choice(("full", "summary")),
-        "audit": _bool,
-        "eval_every": _int(1, optional=True),
-        "target": _float(optional=True),
-        "engine": _choice(("auto", "event", "batch")),
-    },
-    "problem": {
-        "kind": _choice(PROBLEM_KINDS),
-        "dim": _int(1, optional=True),
-        "samples": _int(1),
-        "batch_size": _int(1),
-        "seed": _int(0, optional=True),
-        "noise": _float(0.0, optional=True),
-        "classes": _int(2, optional=True),
-        "hidden": _hidden,
-        "activation": _choice(ACTIVATIONS, optional=True),
-        "curvature": _float(0.0, strict=True, optional=True),
-        "eval_samples": _int(1, optional=True),
-    },
-    "optimizer": {
-        "lr": _float(0.0, strict=True),
-        "schedule": _choice(SCHEDULES),
-        "momentum": _float(0.0),
-        "staleness_aware": _bool,
-    },
-    "consistency": {"staleness": _staleness, "read_policy": _read_policy},
-    "workers": {"count": _int(1), "speed": _speed, "stragglers": _stragglers, "transient": _transient, "compute": _speed},
-    "network": {
-        "latency": _float(0.0),
-        "bandwidth": _float(0.0, strict=True, allow_inf=True),
-        "apply_time": _float(0.0),
-        "message_bytes": _int(0, optional=True),
-    },
-    "real": {
-        "timeout": _float(0.0, strict=True),
-        "checkpoint_every": _int(0),
-        "device": _choice(("auto", "cpu", "cuda")),
-        "dtype": _choice(("float64", "float32")),
-        "inject_delays": _bool,
-        "interface": _string,
-    },
-}
-_SECTION_TYPES: dict[str, type] = {
-    "run": RunConfig,
-    "problem": ProblemConfig,
-    "optimizer": OptimizerConfig,
-    "consistency": ConsistencyConfig,
-    "workers": WorkersConfig,
-    "network": NetworkConfig,
-    "real": RealConfig,
-}
-
-
 def _validate(c: Config) -> None:
-    """Rules that involve more than one field."""
+    """Rules that involve more than one section, or the per-kind defaults of [problem]."""
     if c.problem.kind == "mlp" and c.problem.dim != 64:
         raise ConfigError("problem.dim", c.problem.dim, "mlp trains on 8x8 digit images: its input width is 64")
     if c.problem.kind == "mlp" and c.problem.classes != 10:
         raise ConfigError("problem.classes", c.problem.classes, "mlp trains on the 10 digit classes")
     if c.problem.kind == "logistic" and c.problem.noise is not None and c.problem.noise >= 0.5:
         raise ConfigError("problem.noise", c.problem.noise, "is the label-flip probability of logistic: must be < 0.5")
-    if c.optimizer.momentum >= 1:
-        raise ConfigError("optimizer.momentum", c.optimizer.momentum, "must be < 1")
-    if c.consistency.read_policy == "lazy" and c.consistency.staleness == INF:
-        raise ConfigError(
-            "consistency.read_policy",
-            "lazy",
-            'with staleness = "inf" a lazy read guarantees only the worker\'s own writes; use eager or push for ASP',
-        )
-    seen: set[int] = set()
-    for i, s in enumerate(c.workers.stragglers):
-        if s.worker >= c.workers.count:
-            raise ConfigError(f"workers.stragglers[{i}].worker", s.worker, f"must be < workers.count = {c.workers.count}")
-        if s.worker in seen:
-            raise ConfigError(f"workers.stragglers[{i}].worker", s.worker, "appears twice")
-        seen.add(s.worker)
     speed = c.workers.speed
     if isinstance(speed, TraceTimes):
-        rows, cols = speed.times.shape
-        if rows != c.workers.count:
-            raise ConfigError(
-                "workers.speed.file", str(speed.file), f"has {rows} rows but workers.count = {c.workers.count} (one row per worker)"
-            )
+        cols = speed.times.shape[1]
         if cols < c.run.clocks:
             raise ConfigError(
                 "workers.speed.file", str(speed.file), f"has {cols} columns but run.clocks = {c.run.clocks} (one column per clock)"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sspsim.errors import InputError
+from sspsim.outdir import FILE_MARK, check_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from sspsim.rundir import Run
@@ -80,12 +81,15 @@ def perfetto_events(run: Run) -> dict[str, Any]:
             events.append({**apply, "ph": "X", "ts": max(commit - apply_time, 0.0) * _US, "dur": apply_time * _US})
         else:
             events.append({**apply, "ph": "i", "s": "t", "ts": commit * _US})
-    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"sspsim_run": str(run.path or "")}}
+    other = {"generator": f"{FILE_MARK} export", "sspsim_run": str(run.path or "")}
+    return {"otherData": other, "displayTimeUnit": "ms", "traceEvents": events}
 
 
-def write_perfetto(run: Run, out: str | Path) -> Path:
-    """Write ``run``'s timeline to ``out`` (JSON); returns the path."""
+def write_perfetto(run: Run, out: str | Path, *, force: bool = False) -> Path:
+    """Write ``run``'s timeline to ``out`` (JSON); returns the path.  An existing ``out`` is replaced
+    only if sspsim wrote it and ``force`` is given (sspsim.outdir's rule for files)."""
     out = Path(out)
+    check_file(out, force=force, option="--perfetto")
     text = json.dumps(perfetto_events(run), separators=(",", ":"), allow_nan=False)
     try:
         out.write_text(text, encoding="utf-8")

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from sspsim.errors import MISSING, ConfigError, InputError
+from sspsim.fields import Int, Num, Rule, field_key, field_rule, object_schema, ruled_fields, spec
 
 __all__ = [
+    "SPEED_MODELS",
     "Constant",
     "Empirical",
     "Exponential",
@@ -31,6 +34,7 @@ __all__ = [
     "Pareto",
     "ShiftedExponential",
     "SpeedModel",
+    "SpeedRule",
     "Straggler",
     "TraceTimes",
     "Transient",
@@ -40,6 +44,8 @@ __all__ = [
     "parse_speed",
     "read_times_csv",
     "slowdown_factors",
+    "speed_kinds",
+    "speed_schema",
     "speed_to_dict",
 ]
 
@@ -48,100 +54,295 @@ TRANSIENT_STREAM = 1
 COMPUTE_STREAM = 2
 
 
+class SpeedModel:
+    """Base of the speed models.  A model owns everything about its kind: the ``kind`` name (and
+    ``aliases``) of its config table, the keys (its fields made with :func:`~sspsim.fields.spec`),
+    parsing (:meth:`from_table`) and writing (:meth:`to_table`) that table, ``mean``, ``cdf``,
+    ``draw`` and the Hypothesis strategy of valid tables (:meth:`tables`).  Defining a subclass
+    with a ``kind`` registers it in :data:`SPEED_MODELS`; nothing else names the kinds.
+    """
+
+    kind: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            for name in (cls.kind, *cls.aliases):
+                if name in SPEED_MODELS and SPEED_MODELS[name].__qualname__ != cls.__qualname__:
+                    raise TypeError(f"speed kind {name!r} is taken by {SPEED_MODELS[name].__name__}")
+                SPEED_MODELS[name] = cls
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys of the config table besides ``kind``, all required."""
+        return tuple(field_key(f) for f in ruled_fields(cls))
+
+    @classmethod
+    def from_table(cls, raw: Mapping[str, Any], where: str, base_dir: Path) -> SpeedModel:
+        """Build the model from its config table (``kind`` already matched); check every key."""
+        keys = cls.keys()
+        for key in raw:
+            if key != "kind" and key not in keys:
+                raise ConfigError(f"{where}.{key}", raw[key], f"unknown key for kind {cls.kind!r}; its keys are {', '.join(keys)}")
+        kwargs = {}
+        for f in ruled_fields(cls):
+            key = field_key(f)
+            if key not in raw:
+                raise ConfigError(f"{where}.{key}", MISSING, f"required for kind {cls.kind!r}")
+            kwargs[f.name] = field_rule(f).parse(f"{where}.{key}", raw[key], base_dir)
+        model = cls(**kwargs)
+        model.check(where)
+        return model
+
+    def to_table(self) -> dict[str, Any]:
+        """The config table of the model (inverse of :meth:`from_table`)."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in ruled_fields(self):
+            out[field_key(f)] = field_rule(f).dump(getattr(self, f.name))
+        return out
+
+    def check(self, where: str) -> None:
+        """Rules between keys (each key's own rule runs in :meth:`from_table`); ConfigError if broken."""
+
+    def validate(self, where: str) -> SpeedModel:
+        """A model built in Python, checked as if read from its table at ``where``."""
+        return type(self).from_table(self.to_table(), where, Path("."))
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """JSON Schema of the config table."""
+        first = (cls.__doc__ or "").strip().split("\n")[0]
+        kind = {"enum": [cls.kind, *cls.aliases], "_required": True}
+        return object_schema(cls, first, extra={"kind": kind})
+
+    if TYPE_CHECKING:  # each model has it, as a field or a property
+
+        @property
+        def mean(self) -> float:
+            """E[X], seconds (inf for a Pareto with alpha <= 1)."""
+
+    @property
+    def constant_value(self) -> float | None:
+        """The value when the time is deterministic (a point mass), else None."""
+        return None
+
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        """(F, lo, hi): the CDF of one iteration's time X and its support [lo, hi] (hi may be inf)."""
+        raise TypeError(f"no distribution for speed model {self.kind!r}")
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` independent times."""
+        raise NotImplementedError
+
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        """Hypothesis strategy (``st`` = ``hypothesis.strategies``) for valid config tables of this
+        kind with mean in about [0.05, max_mean].  A model that does not override it (trace,
+        empirical) is not drawn by ``sspsim.testing.speed_models``."""
+        raise NotImplementedError(f"speed kind {cls.kind!r} draws no tables")
+
+
+SPEED_MODELS: dict[str, type[SpeedModel]] = {}
+"""Every speed kind (and alias) -> its model class; filled by the classes themselves."""
+
+_POSITIVE = Num(0.0, strict=True)
+_NONNEGATIVE = Num(0.0)
+
+
 @dataclass(frozen=True)
-class Constant:
+class Constant(SpeedModel):
     """Every iteration takes ``value`` seconds."""
 
-    value: float
+    value: float = spec(rule=_NONNEGATIVE, doc="seconds per iteration")
     kind = "constant"
 
     @property
     def mean(self) -> float:
         return self.value
 
+    @property
+    def constant_value(self) -> float | None:
+        return self.value
+
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        v = self.value
+        return (lambda x: 1.0 if x >= v else 0.0), v, v
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         del rng
         return np.full(n, self.value)
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        return st.builds(lambda v: {"kind": cls.kind, "value": v}, st.floats(0.05, max_mean))
+
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(SpeedModel):
     """Exponential times with the given ``mean`` (memoryless: Dutta et al. 2018's main model)."""
 
-    mean: float
+    mean: float = spec(rule=_POSITIVE, doc="mean seconds per iteration")
     kind = "exponential"
+
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        mu = self.mean
+        return (lambda x: -math.expm1(-x / mu) if x > 0 else 0.0), 0.0, math.inf
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean, n)
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        return st.builds(lambda m: {"kind": cls.kind, "mean": m}, st.floats(0.05, max_mean))
+
 
 @dataclass(frozen=True)
-class ShiftedExponential:
+class ShiftedExponential(SpeedModel):
     """``shift + Exp(mean)``: a fixed minimum plus an exponential tail (Dutta et al. 2018)."""
 
-    shift: float
-    mean_excess: float
+    shift: float = spec(rule=_NONNEGATIVE, doc="the minimum time, seconds")
+    mean_excess: float = spec(rule=_POSITIVE, doc="mean of the exponential part, seconds", key="mean")
     kind = "shifted_exponential"
 
     @property
     def mean(self) -> float:
         return self.shift + self.mean_excess
 
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        d, mu = self.shift, self.mean_excess
+        return (lambda x: -math.expm1(-(x - d) / mu) if x > d else 0.0), d, math.inf
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.shift + rng.exponential(self.mean_excess, n)
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        @st.composite
+        def table(draw: Any) -> dict[str, Any]:
+            shift = draw(st.floats(0.0, max_mean / 2))
+            return {"kind": cls.kind, "shift": shift, "mean": draw(st.floats(0.05, max(0.05, max_mean - shift)))}
+
+        return table()
+
 
 @dataclass(frozen=True)
-class LogNormal:
-    """Log-normal times with the given ``mean`` of the time and ``sigma`` of its logarithm."""
+class LogNormal(SpeedModel):
+    """Log-normal times with the given ``mean`` of the time and ``sigma`` of its logarithm.
 
-    mean: float
-    sigma: float
+    ``log X ~ N(mu, sigma^2)`` with ``mu = log(mean) - sigma^2 / 2``.
+    """
+
+    mean: float = spec(rule=_POSITIVE, doc="mean of the time itself, seconds")
+    sigma: float = spec(rule=_NONNEGATIVE, doc="standard deviation of the time's logarithm")
     kind = "lognormal"
+
+    @property
+    def constant_value(self) -> float | None:
+        return self.mean if self.sigma == 0 else None
+
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        mu, s = math.log(self.mean) - self.sigma**2 / 2.0, self.sigma
+        return (lambda x: 0.5 * math.erfc(-(math.log(x) - mu) / (s * math.sqrt(2.0))) if x > 0 else 0.0), 0.0, math.inf
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         mu = math.log(self.mean) - self.sigma**2 / 2.0
         return rng.lognormal(mu, self.sigma, n)
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        return st.builds(lambda m, s: {"kind": cls.kind, "mean": m, "sigma": s}, st.floats(0.05, max_mean), st.floats(0.0, 1.5))
+
 
 @dataclass(frozen=True)
-class Pareto:
-    """Pareto (type I) times: minimum ``scale``, tail index ``alpha`` (mean alpha*scale/(alpha-1))."""
+class Pareto(SpeedModel):
+    """Pareto (type I) times: minimum ``scale``, tail index ``alpha`` (mean alpha*scale/(alpha-1)).
 
-    alpha: float
-    scale: float
+    ``F(x) = 1 - (scale / x)^alpha`` for ``x >= scale``.
+    """
+
+    alpha: float = spec(rule=_POSITIVE, doc="tail index (the mean is finite for alpha > 1)")
+    scale: float = spec(rule=_POSITIVE, doc="the minimum time, seconds")
     kind = "pareto"
 
     @property
     def mean(self) -> float:
         return math.inf if self.alpha <= 1 else self.alpha * self.scale / (self.alpha - 1)
 
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        a, m = self.alpha, self.scale
+        return (lambda x: -math.expm1(a * math.log(m / x)) if x > m else 0.0), m, math.inf
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.scale * (1.0 + rng.pareto(self.alpha, n))
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        def table(alpha: float, mean: float) -> dict[str, Any]:  # mean = alpha * scale / (alpha - 1)
+            return {"kind": cls.kind, "alpha": alpha, "scale": max(1e-3, mean * (alpha - 1) / alpha)}
+
+        return st.builds(table, st.floats(1.2, 4.0), st.floats(0.05, max_mean))
+
 
 @dataclass(frozen=True)
-class Uniform:
+class Uniform(SpeedModel):
     """Uniform times on [low, high]."""
 
-    low: float
-    high: float
+    low: float = spec(rule=_NONNEGATIVE, doc="shortest time, seconds")
+    high: float = spec(rule=_NONNEGATIVE, doc="longest time, seconds (>= low)")
     kind = "uniform"
+
+    def check(self, where: str) -> None:
+        if self.high < self.low:
+            raise ConfigError(f"{where}.high", self.high, f"must be >= low = {self.low}")
 
     @property
     def mean(self) -> float:
         return (self.low + self.high) / 2.0
 
+    @property
+    def constant_value(self) -> float | None:
+        return self.low if self.low == self.high else None
+
+    def cdf(self) -> tuple[Callable[[float], float], float, float]:
+        lo, hi = self.low, self.high
+        return (lambda x: min(1.0, max(0.0, (x - lo) / (hi - lo)))), lo, hi
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, n)
 
+    @classmethod
+    def tables(cls, st: Any, max_mean: float) -> Any:
+        @st.composite
+        def table(draw: Any) -> dict[str, Any]:
+            low = draw(st.floats(0.0, max_mean))
+            return {"kind": cls.kind, "low": low, "high": low + draw(st.floats(0.0, max_mean))}
+
+        return table()
+
+
+class _Samples(Rule):
+    """A non-empty list of finite times >= 0 (seconds); the normal form is a tuple of floats."""
+
+    def _parse(self, where: str, v: Any, base: Path) -> tuple[float, ...]:
+        if (not isinstance(v, (list, tuple)) or not v
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 for x in v)):
+            raise ConfigError(where, v, "must be a non-empty list of times >= 0 (seconds)")
+        return tuple(float(x) for x in v)
+
+    def dump(self, value: Any) -> Any:
+        return list(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 1}
+
 
 @dataclass(frozen=True)
-class Empirical:
+class Empirical(SpeedModel):
     """Times resampled (with replacement) from measured ``samples``: what calibration fits when
     no parametric model fits well."""
 
-    samples: tuple[float, ...]
+    samples: tuple[float, ...] = spec(rule=_Samples(), doc="measured times, seconds")
     kind = "empirical"
 
     @property
@@ -152,13 +353,43 @@ class Empirical:
         return rng.choice(np.asarray(self.samples, dtype=float), size=n, replace=True)
 
 
+class _TraceFile(Rule):
+    """A path string (relative: to the config file's folder)."""
+
+    def _parse(self, where: str, v: Any, base: Path) -> Path:
+        if isinstance(v, Path):
+            return v
+        if not isinstance(v, str):
+            raise ConfigError(where, v, "must be a path string")
+        return (base / v).resolve()
+
+    def dump(self, value: Any) -> Any:
+        return str(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
 @dataclass(frozen=True)
-class TraceTimes:
+class TraceTimes(SpeedModel):
     """Compute times replayed from a CSV: one row per worker, one column per clock, seconds."""
 
-    file: Path
-    times: np.ndarray = field(repr=False, compare=False)
+    file: Path = spec(rule=_TraceFile(), doc="CSV: one row per worker, one column per clock, seconds")
+    times: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros((0, 0)))
     kind = "trace"
+
+    @classmethod
+    def from_table(cls, raw: Mapping[str, Any], where: str, base_dir: Path) -> SpeedModel:
+        model = super().from_table(raw, where, base_dir)
+        assert isinstance(model, TraceTimes)
+        return TraceTimes(file=model.file, times=read_times_csv(model.file, f"{where}.file"))
+
+    def validate(self, where: str) -> SpeedModel:
+        """Built in Python: the times must be a non-empty matrix of finite times >= 0 (the file is not read again)."""
+        times = np.asarray(self.times, dtype=float)
+        if times.ndim != 2 or times.size == 0 or not (np.isfinite(times).all() and (times >= 0).all()):
+            raise ConfigError(f"{where}.file", str(self.file), "its times must be a non-empty matrix of finite times >= 0")
+        return self
 
     @property
     def mean(self) -> float:
@@ -168,15 +399,12 @@ class TraceTimes:
         raise TypeError("trace-driven times are read per worker, not drawn")
 
 
-SpeedModel: TypeAlias = "Constant | Exponential | ShiftedExponential | LogNormal | Pareto | Uniform | Empirical | TraceTimes"
-
-
 @dataclass(frozen=True)
 class Straggler:
     """Worker ``worker`` is ``slowdown`` times slower for the whole run."""
 
-    worker: int
-    slowdown: float
+    worker: int = spec(rule=Int(0), doc="the worker's index, 0 .. workers.count - 1")
+    slowdown: float = spec(rule=Num(0.0, strict=True), doc="times slower (1 = normal speed)")
 
 
 @dataclass(frozen=True)
@@ -186,9 +414,9 @@ class Transient:
     Overlapping slowdowns do not compound: an iteration is either slowed (times ``factor``) or not.
     """
 
-    probability: float
-    factor: float
-    duration: int
+    probability: float = spec(rule=Num(0.0, maximum=1.0), doc="chance that a slowdown starts, per worker and iteration")
+    factor: float = spec(rule=Num(0.0, strict=True), doc="times slower while slowed")
+    duration: int = spec(rule=Int(1), doc="iterations a slowdown lasts")
 
 
 def compute_times(
@@ -258,81 +486,50 @@ def _stream(seed: int, stream: int, worker: int) -> np.random.Generator:
 
 # -- parsing ---------------------------------------------------------------------------
 
-_KEYS: dict[str, tuple[str, ...]] = {
-    "constant": ("value",),
-    "empirical": ("samples",),
-    "exponential": ("mean",),
-    "shifted_exponential": ("shift", "mean"),
-    "lognormal": ("mean", "sigma"),
-    "pareto": ("alpha", "scale"),
-    "uniform": ("low", "high"),
-    "trace": ("file",),
-}
+
+def speed_kinds() -> tuple[str, ...]:
+    """The registered speed kinds (without aliases), sorted."""
+    return tuple(sorted(k for k, cls in SPEED_MODELS.items() if k == cls.kind))
 
 
 def parse_speed(raw: Any, where: str, base_dir: Path) -> SpeedModel:
-    """Build a speed model from its config table (``{kind = "exponential", mean = 1.0}``)."""
-    if not isinstance(raw, dict):
+    """Build a speed model from its config table (``{kind = "exponential", mean = 1.0}``); a model
+    built in Python is checked as if read from its table."""
+    if isinstance(raw, SpeedModel):
+        return raw.validate(where)
+    if not isinstance(raw, Mapping):
         raise ConfigError(where, raw, 'must be a table such as { kind = "exponential", mean = 1.0 }')
     kind = raw.get("kind")
-    if kind not in _KEYS:
-        raise ConfigError(f"{where}.kind", kind, f"must be one of {', '.join(_KEYS)}")
-    keys = _KEYS[kind]
-    for key in raw:
-        if key != "kind" and key not in keys:
-            raise ConfigError(f"{where}.{key}", raw[key], f"unknown key for kind {kind!r}; its keys are {', '.join(keys)}")
-    for key in keys:
-        if key not in raw:
-            raise ConfigError(f"{where}.{key}", MISSING, f"required for kind {kind!r}")
-    if kind == "trace":
-        file = raw["file"]
-        if not isinstance(file, str):
-            raise ConfigError(f"{where}.file", file, "must be a path string")
-        path = (base_dir / file).resolve()
-        return TraceTimes(file=path, times=read_times_csv(path, f"{where}.file"))
-
-    def num(key: str, *, positive: bool = True, allow_zero: bool = False) -> float:
-        v = raw[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{where}.{key}", v, "must be a finite number")
-        if positive and (v < 0 or (v == 0 and not allow_zero)):
-            raise ConfigError(f"{where}.{key}", v, "must be >= 0" if allow_zero else "must be > 0")
-        return float(v)
-
-    if kind == "empirical":
-        samples = raw["samples"]
-        if (not isinstance(samples, list) or not samples
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in samples)):
-            raise ConfigError(f"{where}.samples", samples, "must be a non-empty list of times >= 0 (seconds)")
-        return Empirical(tuple(float(v) for v in samples))
-    if kind == "constant":
-        return Constant(num("value", allow_zero=True))
-    if kind == "exponential":
-        return Exponential(num("mean"))
-    if kind == "shifted_exponential":
-        return ShiftedExponential(num("shift", allow_zero=True), num("mean"))
-    if kind == "lognormal":
-        return LogNormal(num("mean"), num("sigma", allow_zero=True))
-    if kind == "pareto":
-        return Pareto(num("alpha"), num("scale"))
-    low, high = num("low", allow_zero=True), num("high", allow_zero=True)
-    if high < low:
-        raise ConfigError(f"{where}.high", high, f"must be >= low = {low}")
-    return Uniform(low, high)
+    if not isinstance(kind, str) or kind not in SPEED_MODELS:
+        raise ConfigError(f"{where}.kind", kind, f"must be one of {', '.join(sorted(SPEED_MODELS))}")
+    return SPEED_MODELS[kind].from_table(raw, where, base_dir)
 
 
 def speed_to_dict(speed: SpeedModel) -> dict[str, Any]:
     """The config table of a speed model (inverse of :func:`parse_speed`)."""
-    if isinstance(speed, TraceTimes):
-        return {"kind": "trace", "file": str(speed.file)}
-    if isinstance(speed, ShiftedExponential):
-        return {"kind": speed.kind, "shift": speed.shift, "mean": speed.mean_excess}
-    if isinstance(speed, Empirical):
-        return {"kind": speed.kind, "samples": list(speed.samples)}
-    out: dict[str, Any] = {"kind": speed.kind}
-    for key in _KEYS[speed.kind]:
-        out[key] = getattr(speed, key)
-    return out
+    return speed.to_table()
+
+
+def speed_schema() -> dict[str, Any]:
+    """JSON Schema of a speed table: one of the registered models' tables."""
+    classes = sorted({cls for cls in SPEED_MODELS.values()}, key=lambda c: c.kind)
+    return {"oneOf": [cls.schema() for cls in classes]}
+
+
+class SpeedRule(Rule):
+    """The rule of a ``[workers]`` key that holds a speed table."""
+
+    def __init__(self, *, optional: bool = False) -> None:
+        self.optional = optional
+
+    def _parse(self, where: str, v: Any, base: Path) -> SpeedModel:
+        return parse_speed(v, where, base)
+
+    def dump(self, value: Any) -> Any:
+        return None if value is None else value.to_table()
+
+    def schema(self) -> dict[str, Any]:
+        return speed_schema()
 
 
 def read_times_csv(path: Path, where: str) -> np.ndarray:

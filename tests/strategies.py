@@ -1,19 +1,33 @@
-"""Shared Hypothesis strategies: small, fast simulator configs as TOML-shaped dicts."""
+"""The test suite's Hypothesis helpers, built on the public strategies of :mod:`sspsim.testing`.
+
+Only what the public module does not offer lives here: trace speeds whose matrix travels with
+the table (:func:`materialize` writes it), a staleness strategy of the caller's choice, and
+the run-wide example budget.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import sspsim
+from sspsim.speeds import parse_speed
+from sspsim.testing import SPEED_KINDS as DRAWN_KINDS
+from sspsim.testing import config_tables, speed_models, write_times
 
-SPEED_KINDS = ("constant", "exponential", "shifted_exponential", "lognormal", "pareto", "uniform", "trace")
-CONTINUOUS_KINDS = ("exponential", "shifted_exponential", "lognormal", "pareto", "uniform")
+__all__ = ["CONTINUOUS_KINDS", "MATH_PROBLEMS", "SPEED_KINDS", "budget", "materialize", "sim_configs", "small_staleness",
+           "staleness", "write_times"]
+
+SPEED_KINDS = (*DRAWN_KINDS, "trace")
+CONTINUOUS_KINDS = tuple(k for k in DRAWN_KINDS if k != "constant")
+"""Kinds that :func:`sim_configs` draws without point masses (ties between events have probability 0)."""
 MATH_PROBLEMS = ("logistic", "least_squares", "nonconvex")
 
 
@@ -26,28 +40,18 @@ staleness = st.one_of(st.integers(0, 10), st.just("inf"))
 small_staleness = st.one_of(st.integers(0, 4), st.just("inf"))
 
 
-@st.composite
-def speeds(draw: st.DrawFn, workers: int, clocks: int, kinds: tuple[str, ...] = SPEED_KINDS) -> dict[str, Any]:
-    """A speed table; ``trace`` carries its matrix under the private key ``_times`` (see :func:`materialize`)."""
-    kind = draw(st.sampled_from(kinds))
-    pos = st.floats(0.1, 3.0)
-    if kind == "constant":
-        return {"kind": kind, "value": draw(st.floats(0.1, 3.0))}
-    if kind == "exponential":
-        return {"kind": kind, "mean": draw(pos)}
-    if kind == "shifted_exponential":
-        return {"kind": kind, "shift": draw(st.floats(0.0, 2.0)), "mean": draw(pos)}
-    if kind == "lognormal":
-        return {"kind": kind, "mean": draw(pos), "sigma": draw(st.floats(0.1, 1.5))}
-    if kind == "pareto":
-        return {"kind": kind, "alpha": draw(st.floats(1.2, 4.0)), "scale": draw(pos)}
-    if kind == "uniform":
-        low = draw(st.floats(0.05, 2.0))
-        return {"kind": kind, "low": low, "high": low + draw(st.floats(0.01, 2.0))}
-    # trace: a few distinct values so ties (simultaneous events) are common.  Zero-length
-    # iterations are left out here (see test_schedule.py::test_zero_length_iterations_batch).
+def _trace_table(draw: st.DrawFn, workers: int, clocks: int) -> dict[str, Any]:
+    """A trace speed; its matrix rides under the private key ``_times`` (see :func:`materialize`).
+
+    A few distinct values, so ties (simultaneous events) are common.  Zero-length iterations are
+    left out here (see test_schedule.py::test_zero_length_iterations_batch).
+    """
     values = draw(st.lists(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0]), min_size=workers * clocks, max_size=workers * clocks))
     return {"kind": "trace", "file": "times.csv", "_times": np.array(values, dtype=float).reshape(workers, clocks)}
+
+
+def _no_point_mass(table: dict[str, Any]) -> bool:
+    return table["kind"] == "constant" or parse_speed(table, "speed", Path(".")).constant_value is None
 
 
 @st.composite
@@ -62,52 +66,25 @@ def sim_configs(
     stalenesses: st.SearchStrategy[Any] = staleness,
     apply_time: bool = True,
 ) -> dict[str, Any]:
-    """A small, valid simulator config covering every speed model, read policy and network option."""
-    P = draw(st.integers(1, max_workers))
-    C = draw(st.integers(1, max_clocks))
+    """A small, valid simulator config table (from :func:`sspsim.testing.config_tables`) covering every
+    speed model, read policy and network option; ``stalenesses`` draws s, ``apply_time`` False keeps
+    the server free of contention."""
+    raw = draw(config_tables(problems=problems, read_policies=policies, max_workers=max_workers, max_clocks=max_clocks,
+                             speed_kinds=("constant",), audit=False))
+    P, C = raw["workers"]["count"], raw["run"]["clocks"]
+    kind = draw(st.sampled_from(speed_kinds))
+    if kind == "trace":
+        raw["workers"]["speed"] = _trace_table(draw, P, C)
+    else:
+        raw["workers"]["speed"] = draw(speed_models((kind,)).filter(_no_point_mass))
     s = draw(stalenesses)
-    policy = draw(st.sampled_from(policies))
+    policy = raw["consistency"]["read_policy"]
     if policy == "lazy" and s == "inf":
         policy = draw(st.sampled_from([p for p in policies if p != "lazy"] or ["eager"]))
-    problem = draw(st.sampled_from(problems))
-    problem_table: dict[str, Any] = {"kind": problem, "dim": draw(st.integers(1, 6)), "samples": draw(st.integers(5, 40)),
-                                     "batch_size": draw(st.integers(1, 8))}
-    if problem == "logistic":
-        # Tiny logistic data sets can be separable, and Logistic.x_star then crashes (see
-        # test_problems.py::test_logistic_tiny_separable_data); these (dim, samples, seed) are known good.
-        problem_table["samples"] = draw(st.sampled_from([40, 80]))
-        problem_table["seed"] = draw(st.integers(0, 7))
-    raw: dict[str, Any] = {
-        "run": {"seed": draw(st.integers(0, 2**16)), "clocks": C},
-        "problem": problem_table,
-        "optimizer": {"lr": draw(st.sampled_from([0.05, 0.5])), "schedule": draw(st.sampled_from(["constant", "inv_sqrt"])),
-                      "staleness_aware": draw(st.booleans()), "momentum": draw(st.sampled_from([0.0, 0.0, 0.5]))},
-        "consistency": {"staleness": s, "read_policy": policy},
-        "workers": {"count": P, "speed": draw(speeds(P, C, speed_kinds))},
-        "network": {},
-    }
-    if draw(st.booleans()):
-        raw["network"]["latency"] = draw(st.floats(0.0, 0.5))
-    if draw(st.booleans()):
-        raw["network"]["bandwidth"] = draw(st.floats(1e3, 1e5))
-    if apply_time and draw(st.integers(0, 3)) == 0:
-        raw["network"]["apply_time"] = draw(st.floats(0.001, 0.3))
-    if draw(st.booleans()):
-        k = draw(st.integers(1, P))
-        who = draw(st.lists(st.integers(0, P - 1), min_size=1, max_size=k, unique=True))
-        raw["workers"]["stragglers"] = [{"worker": w, "slowdown": draw(st.floats(1.0, 5.0))} for w in who]
-    if draw(st.booleans()):
-        raw["workers"]["transient"] = {
-            "probability": draw(st.floats(0.0, 1.0)),
-            "factor": draw(st.floats(1.0, 5.0)),
-            "duration": draw(st.integers(1, 3)),
-        }
+    raw["consistency"] = {"staleness": s, "read_policy": policy}
+    if not apply_time:
+        raw["network"].pop("apply_time", None)
     return raw
-
-
-def write_times(path: Path, times: np.ndarray) -> None:
-    """Write a compute-time CSV: one row per worker, one column per clock, no header."""
-    path.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in times) + "\n")
 
 
 @contextmanager

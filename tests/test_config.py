@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,19 @@ import pytest
 from hypothesis import given
 
 import sspsim
-from sspsim.config import apply_overrides
-
+from sspsim import speeds as sp
+from sspsim.config import (
+    Config,
+    ConsistencyConfig,
+    NetworkConfig,
+    OptimizerConfig,
+    ProblemConfig,
+    RealConfig,
+    RunConfig,
+    WorkersConfig,
+    apply_overrides,
+    json_schema,
+)
 from tests.strategies import budget, materialize, sim_configs
 
 DESIGN_TOML = """
@@ -201,3 +213,185 @@ def test_config_round_trips_through_to_dict(raw: dict) -> None:
         again = sspsim.config_from_dict(config.to_dict())
         assert again == config
         assert again.to_dict() == config.to_dict()
+
+
+# -- one rule per key: Python construction raises what TOML raises ------------------------------
+
+SAME_ERROR: list[tuple[str, dict[str, Any], Any]] = [
+    ("run.clocks = 0", {"run": {"clocks": 0}}, lambda: Config(run=RunConfig(clocks=0))),
+    ("run.trace", {"run": {"trace": "some"}}, lambda: RunConfig(trace="some")),
+    ("problem.kind", {"problem": {"kind": "svm"}}, lambda: ProblemConfig(kind="svm")),
+    ("problem.hidden", {"problem": {"hidden": []}}, lambda: ProblemConfig(hidden=[])),
+    ("optimizer.lr", {"optimizer": {"lr": 0}}, lambda: OptimizerConfig(lr=0)),
+    ("optimizer.momentum", {"optimizer": {"momentum": 1.0}}, lambda: OptimizerConfig(momentum=1.0)),
+    ("consistency.staleness", {"consistency": {"staleness": -2}}, lambda: ConsistencyConfig(staleness=-2)),
+    ("consistency.read_policy", {"consistency": {"staleness": -2, "read_policy": "bogus"}},
+     lambda: Config(consistency=ConsistencyConfig(staleness=-2, read_policy="bogus"))),
+    ("lazy with inf", {"consistency": {"staleness": "inf", "read_policy": "lazy"}},
+     lambda: ConsistencyConfig(staleness=math.inf, read_policy="lazy")),
+    ("workers.count as text", {"workers": {"count": "8"}}, lambda: WorkersConfig(count="8")),
+    ("workers.speed.mean", {"workers": {"speed": {"kind": "exponential", "mean": -1.0}}},
+     lambda: WorkersConfig(speed=sp.Exponential(-1.0))),
+    ("workers.speed.high", {"workers": {"speed": {"kind": "uniform", "low": 2.0, "high": 1.0}}},
+     lambda: WorkersConfig(speed=sp.Uniform(2.0, 1.0))),
+    ("workers.compute.samples", {"workers": {"compute": {"kind": "empirical", "samples": [-1.0]}}},
+     lambda: WorkersConfig(compute=sp.Empirical((-1.0,)))),
+    ("workers.stragglers slowdown", {"workers": {"stragglers": [{"worker": 0, "slowdown": 0}]}},
+     lambda: WorkersConfig(stragglers=(sp.Straggler(0, 0),))),
+    ("workers.stragglers worker", {"workers": {"count": 2, "stragglers": [{"worker": 2, "slowdown": 2.0}]}},
+     lambda: WorkersConfig(count=2, stragglers=(sp.Straggler(2, 2.0),))),
+    ("workers.transient", {"workers": {"transient": {"probability": 1.5, "factor": 2.0, "duration": 1}}},
+     lambda: WorkersConfig(transient=sp.Transient(1.5, 2.0, 1))),
+    ("network.bandwidth", {"network": {"bandwidth": 0}}, lambda: NetworkConfig(bandwidth=0)),
+    ("real.device", {"real": {"device": "tpu"}}, lambda: RealConfig(device="tpu")),
+    ("mlp input width", {"problem": {"kind": "mlp", "dim": 20}}, lambda: Config(problem=ProblemConfig(kind="mlp", dim=20))),
+]
+
+
+@pytest.mark.parametrize("raw,build", [pytest.param(raw, build, id=name) for name, raw, build in SAME_ERROR])
+def test_python_construction_raises_the_toml_error(raw: dict[str, Any], build: Any, tmp_path: Path) -> None:
+    """An invalid config built in Python raises the very one-line ConfigError that TOML and --set raise."""
+    with pytest.raises(sspsim.ConfigError) as toml_error:
+        sspsim.config_from_dict(raw)
+    with pytest.raises(sspsim.ConfigError) as python_error:
+        build()
+    assert str(python_error.value) == str(toml_error.value)
+    assert "\n" not in str(python_error.value)
+    overrides = [f"{section}.{key}={_toml(value)}" for section, table in raw.items() for key, value in table.items()]
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    with pytest.raises(sspsim.ConfigError) as set_error:
+        sspsim.load_config(path, overrides)
+    assert str(set_error.value) == str(toml_error.value)
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML text, for --set."""
+    from sspsim.tomlwrite import dumps
+
+    line = dumps({"s": {"v": value}}).splitlines()[1]
+    return line.partition(" = ")[2]
+
+
+def test_python_construction_normalises_like_toml() -> None:
+    """Built in Python, values take the normal form TOML gives them (aliases, "inf", tuples, floats)."""
+    built = Config(consistency=ConsistencyConfig(staleness=3, read_policy="adversarial"),
+                   problem=ProblemConfig(kind="mlp", hidden=[8, 4]),
+                   network=NetworkConfig(latency=1, bandwidth="inf"),
+                   workers=WorkersConfig(count=2, stragglers=[sp.Straggler(1, 2)]))
+    read = sspsim.config_from_dict({
+        "consistency": {"staleness": 3, "read_policy": "adversarial"}, "problem": {"kind": "mlp", "hidden": [8, 4]},
+        "network": {"latency": 1, "bandwidth": "inf"}, "workers": {"count": 2, "stragglers": [{"worker": 1, "slowdown": 2}]}})
+    assert built == read
+    assert built.consistency.read_policy == "lazy" and built.problem.hidden == (8, 4)
+    assert built.network.bandwidth == math.inf and isinstance(built.network.latency, float)
+    assert built.workers.stragglers == (sp.Straggler(1, 2.0),)
+    assert sspsim.config_from_dict(built.to_dict()) == built
+
+
+# -- the JSON Schema ------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_VALID = [ROOT / "examples" / "design.toml", ROOT / "sspsim" / "data" / "demo.toml"]
+
+
+def _schema_errors(value: Any, schema: dict[str, Any], at: str = "") -> list[str]:
+    """Errors of ``value`` against the subset of JSON Schema 2020-12 that json_schema() emits."""
+    errors: list[str] = []
+    if "anyOf" in schema or "oneOf" in schema:
+        branches = schema.get("anyOf") or schema["oneOf"]
+        passing = sum(not _schema_errors(value, b, at) for b in branches)
+        if passing == 0 or ("oneOf" in schema and passing != 1):
+            errors.append(f"{at}: {passing} of the {len(branches)} alternatives match")
+        return errors
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
+    if kind is not None and (not isinstance(value, types[kind]) or (kind in ("integer", "number") and isinstance(value, bool))):
+        return [f"{at}: {value!r} is not of type {kind}"]
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{at}: {value!r} is not {schema['const']!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{at}: {value!r} is not one of {schema['enum']}")
+    for key, ok in (("minimum", lambda v, b: v >= b), ("exclusiveMinimum", lambda v, b: v > b),
+                    ("maximum", lambda v, b: v <= b), ("exclusiveMaximum", lambda v, b: v < b)):
+        if key in schema and not ok(value, schema[key]):
+            errors.append(f"{at}: {value!r} breaks {key} {schema[key]}")
+    if kind == "array":
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{at}: fewer than {schema['minItems']} items")
+        for i, item in enumerate(value):
+            errors += _schema_errors(item, schema.get("items", {}), f"{at}[{i}]")
+    if kind == "object":
+        props = schema.get("properties", {})
+        errors += [f"{at}.{k}: required" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            if k in props:
+                errors += _schema_errors(v, props[k], f"{at}.{k}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{at}.{k}: not allowed")
+    return errors
+
+
+def test_json_schema_shape() -> None:
+    """Draft 2020-12; every section and key of the config, each key described; unknown keys rejected."""
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    for name in sspsim.config.SECTIONS:
+        section = schema["properties"][name]
+        assert section["additionalProperties"] is False
+        assert list(section["properties"]) == list(sspsim.config.section_keys(name))
+        assert all(p.get("description") for p in section["properties"].values()), name
+    assert schema["properties"]["consistency"]["properties"]["read_policy"]["enum"] == ["eager", "lazy", "push", "adversarial"]
+    assert schema["properties"]["run"]["properties"]["clocks"] == {
+        "type": "integer", "minimum": 1, "description": "iterations per worker", "default": 200}
+    kinds = [b["properties"]["kind"]["enum"][0] for b in schema["properties"]["workers"]["properties"]["speed"]["oneOf"]]
+    assert kinds == list(sp.speed_kinds())
+
+
+@pytest.mark.parametrize("path", SCHEMA_VALID, ids=lambda p: p.name)
+def test_json_schema_accepts_shipped_configs(path: Path) -> None:
+    raw = tomllib.loads(path.read_text())
+    sspsim.config_from_dict(raw, base_dir=path.parent)  # a valid config...
+    assert _schema_errors(raw, json_schema()) == []  # ...that the schema accepts
+
+
+@pytest.mark.parametrize("raw,where", [
+    ({"consistency": {"stalenes": 3}}, ".consistency.stalenes: not allowed"),
+    ({"netwrk": {}}, ".netwrk: not allowed"),
+    ({"consistency": {"staleness": -1}}, ".consistency.staleness: 0 of the 2 alternatives match"),
+    ({"consistency": {"staleness": "abc"}}, ".consistency.staleness: 0 of the 2 alternatives match"),
+    ({"workers": {"count": "8"}}, ".workers.count: '8' is not of type integer"),
+    ({"run": {"clocks": True}}, ".run.clocks: True is not of type integer"),
+    ({"network": {"bandwidth": 0}}, ".network.bandwidth: 0 of the 2 alternatives match"),
+    ({"optimizer": {"momentum": 1.0}}, ".optimizer.momentum: 1.0 breaks exclusiveMaximum 1.0"),
+    ({"problem": {"kind": "svm"}}, ".problem.kind: 'svm' is not one of"),
+    ({"workers": {"speed": {"kind": "gamma", "mean": 1}}}, ".workers.speed: 0 of the 8 alternatives match"),
+    ({"workers": {"speed": {"kind": "lognormal", "mean": 1}}}, ".workers.speed: 0 of the 8 alternatives match"),
+    ({"workers": {"stragglers": [{"worker": 0}]}}, ".workers.stragglers[0].slowdown: required"),
+    ({"workers": {"transient": {"probability": 1.5, "factor": 2.0, "duration": 1}}},
+     ".workers.transient.probability: 1.5 breaks maximum 1.0"),
+])
+def test_json_schema_rejects_what_the_config_rejects(raw: dict[str, Any], where: str) -> None:
+    """Per-key rules: the config and the schema reject the same values."""
+    with pytest.raises(sspsim.ConfigError):
+        sspsim.config_from_dict(raw)
+    errors = _schema_errors(raw, json_schema())
+    assert any(e.startswith(where) for e in errors), errors
+
+
+def test_schema_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sspsim schema` prints the schema; -o writes it; a folder as -o is one error line, exit 2."""
+    import json
+
+    from sspsim.cli import main
+
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
+    out = tmp_path / "sspsim.schema.json"
+    assert main(["schema", "-o", str(out)]) == 0
+    assert json.loads(out.read_text()) == json_schema()
+    capsys.readouterr()
+    assert main(["schema", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-o" in err and "is a folder" in err

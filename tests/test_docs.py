@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import sspsim
-from sspsim.config import METADATA_SECTIONS, _SCHEMA, config_from_dict
-from sspsim.speeds import _KEYS as SPEED_KEYS
+from sspsim.config import METADATA_SECTIONS, SECTIONS, config_from_dict, section_keys
+from sspsim.speeds import SPEED_MODELS, speed_kinds
 from sspsim.trace import TRACE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,11 +102,11 @@ def test_theorem_page_names_every_theorem_and_tag() -> None:
 
 # -- (b) every config key ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("section", sorted(_SCHEMA))
+@pytest.mark.parametrize("section", sorted(SECTIONS))
 def test_config_reference_documents_every_key(section: str) -> None:
-    """Each section of sspsim.config._SCHEMA has a '## `[section]`' part naming each of its keys."""
+    """Each section of sspsim.config.SECTIONS has a '## `[section]`' part naming each of its keys."""
     body = _section(_read("reference/config.md"), f"`[{section}]`")
-    missing = [key for key in _SCHEMA[section] if f"`{key}`" not in body]
+    missing = [key for key in section_keys(section) if f"`{key}`" not in body]
     assert not missing, f"docs/reference/config.md, [{section}]: undocumented keys {missing}"
 
 
@@ -121,7 +121,8 @@ def test_config_reference_documents_metadata_sections_and_sweep_keys() -> None:
 
 def test_config_reference_documents_every_speed_model() -> None:
     body = _section(_read("reference/config.md"), "Speed models", level=3)
-    for kind, keys in SPEED_KEYS.items():
+    for kind in speed_kinds():
+        keys = SPEED_MODELS[kind].keys()
         row = next((line for line in body.splitlines() if line.startswith(f"| `{kind}` |")), None)
         assert row is not None, f"speed kind {kind!r} has no row in docs/reference/config.md"
         missing = [k for k in keys if f"`{k}`" not in row]

@@ -93,3 +93,17 @@ def test_validator_rejects_malformed_events() -> None:
                 {**good, "ts": float("nan")}):
         with pytest.raises(AssertionError):
             validate_trace_events({"traceEvents": [bad]})
+
+
+def test_export_never_overwrites_a_file_sspsim_did_not_write(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"my": "data"}')
+    for force in (False, True):
+        with pytest.raises(InputError, match="not written by sspsim"):
+            write_perfetto(run, mine, force=force)
+    assert mine.read_text() == '{"my": "data"}'
+    ours = write_perfetto(run, tmp_path / "t.json")
+    with pytest.raises(InputError, match="add --force"):
+        write_perfetto(run, ours)
+    write_perfetto(run, ours, force=True)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+import sspsim
 from sspsim import speeds as sp
+from sspsim.fields import Num, spec
 from sspsim.speeds import compute_times
-
 from tests.strategies import budget
 
 N = 200_000
@@ -114,3 +122,108 @@ def test_speed_dict_round_trip(raw: dict, tmp_path) -> None:
     model = sp.parse_speed(raw, "workers.speed", tmp_path)
     assert sp.speed_to_dict(model) == raw
     assert sp.parse_speed(sp.speed_to_dict(model), "workers.speed", tmp_path) == model
+
+
+@pytest.mark.parametrize("model", [m for m, _ in MODELS], ids=lambda v: v.kind)
+def test_cdf_matches_draws(model: sp.SpeedModel) -> None:
+    """Each model's own CDF agrees with its draws (Kolmogorov distance below 0.02) on its support."""
+    F, lo, hi = model.cdf()
+    x = np.sort(model.draw(np.random.default_rng(3), 20_000))
+    assert x.min() >= lo and x.max() <= hi
+    points = x[::97]
+    empirical = np.searchsorted(x, points, side="right") / x.size  # fraction of draws <= each point
+    assert max(abs(F(v) - e) for v, e in zip(points, empirical)) < 0.02
+
+
+def test_models_without_a_distribution_say_so() -> None:
+    with pytest.raises(TypeError, match="trace"):
+        sp.TraceTimes(file=None, times=np.ones((1, 1))).cdf()  # type: ignore[arg-type]
+    assert sp.Constant(2.0).constant_value == 2.0 and sp.Uniform(1.0, 1.0).constant_value == 1.0
+    assert sp.Exponential(1.0).constant_value is None
+
+
+# -- a new speed model: one class, defined here and nowhere else ---------------------------------
+
+
+@pytest.fixture
+def erlang2() -> Iterator[type[sp.SpeedModel]]:
+    """Erlang-2 times: the sum of two independent exponentials of mean ``mean / 2`` each."""
+
+    @dataclass(frozen=True)
+    class Erlang2(sp.SpeedModel):
+        """Erlang-2 times with the given ``mean``: F(x) = 1 - e^{-x/t} (1 + x/t), t = mean / 2."""
+
+        mean: float = spec(rule=Num(0.0, strict=True), doc="mean seconds per iteration")
+        kind = "erlang2"
+
+        def cdf(self) -> tuple[Callable[[float], float], float, float]:
+            t = self.mean / 2.0
+            return (lambda x: -math.expm1(-x / t) - (x / t) * math.exp(-x / t) if x > 0 else 0.0), 0.0, math.inf
+
+        def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+            return rng.gamma(2.0, self.mean / 2.0, n)
+
+        @classmethod
+        def tables(cls, st: Any, max_mean: float) -> Any:
+            return st.builds(lambda m: {"kind": cls.kind, "mean": m}, st.floats(0.05, max_mean))
+
+    yield Erlang2
+    del sp.SPEED_MODELS["erlang2"]
+
+
+def test_new_speed_model_is_one_class(erlang2: type[sp.SpeedModel], tmp_path: Path) -> None:
+    """A model defined only here parses from TOML, is checked, written back, has a mean and a CDF that
+    the Dutta runtime check integrates, appears in the JSON Schema, and is drawn by sspsim.testing."""
+    from hypothesis import Phase, settings
+
+    from sspsim.proofs_check.dutta2018 import expected_max
+    from sspsim.testing import configs, drawable_speed_kinds, speed_models
+
+    path = tmp_path / "c.toml"
+    path.write_text('[problem]\nkind = "none"\n[workers]\ncount = 2\nspeed = { kind = "erlang2", mean = 2.0 }\n')
+    config = sspsim.load_config(path)
+    assert isinstance(config.workers.speed, erlang2) and config.workers.speed.mean == 2.0
+    assert config.to_dict()["workers"]["speed"] == {"kind": "erlang2", "mean": 2.0}
+    assert sspsim.config_from_dict(config.to_dict()) == config
+    with pytest.raises(sspsim.ConfigError, match=r"^workers\.speed\.mean = -1: must be > 0$"):
+        sspsim.load_config(path, ["workers.speed.mean=-1"])
+    with pytest.raises(sspsim.ConfigError, match=r"^workers\.speed\.mean = -1\.0: must be > 0$"):
+        sspsim.Config(workers=sspsim.config.WorkersConfig(speed=erlang2(-1.0)))  # type: ignore[call-arg]
+
+    times = compute_times(config.workers.speed, workers=2, clocks=50_000, seed=1)
+    assert times.mean() == pytest.approx(2.0, rel=0.02)
+    e2, how = expected_max(config.workers.speed, np.ones(2))
+    assert how == "numerical order-statistic integral"
+    assert e2 == pytest.approx(times.max(axis=0).mean(), rel=0.02)  # E[max of 2] by the CDF vs by the draws
+    assert expected_max(config.workers.speed, np.ones(1))[0] == pytest.approx(2.0, rel=1e-8)
+
+    schema = sspsim.config.json_schema()["properties"]["workers"]["properties"]["speed"]["oneOf"]
+    assert {"kind": {"enum": ["erlang2"]}, "mean": {"type": "number", "exclusiveMinimum": 0.0,
+                                                     "description": "mean seconds per iteration"}} in [b["properties"] for b in schema]
+
+    assert "erlang2" in drawable_speed_kinds()
+    quick = settings(database=None, max_examples=60, phases=[Phase.generate], derandomize=True)
+    seen: set[str] = set()
+
+    @quick
+    @given(speed_models())
+    def tables(table: dict[str, Any]) -> None:
+        seen.add(table["kind"])
+        if table["kind"] == "erlang2":
+            assert 0.05 <= table["mean"] <= 3.0
+
+    @quick
+    @given(configs(speed_kinds=("erlang2",), max_workers=2, max_clocks=2))
+    def drawn(config: sspsim.Config) -> None:
+        assert isinstance(config.workers.speed, erlang2)
+
+    tables()
+    drawn()
+    assert "erlang2" in seen
+
+
+def test_speed_kinds_are_unique() -> None:
+    """A second class cannot take a kind that is already registered."""
+    with pytest.raises(TypeError, match="'exponential' is taken by Exponential"):
+        class Again(sp.SpeedModel):
+            kind = "exponential"

@@ -43,6 +43,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "report",
     "export",
+    "schema",
 )
 """The subcommands, in ``--help`` order: each names a module ``sspsim.cli.<name>`` with
 ``add_parser(subparsers)`` (which sets ``handler=run``) and ``run(args) -> int``."""

@@ -18,7 +18,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(open it at ui.perfetto.dev or chrome://tracing).",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="a run directory with a trace.csv")
-    p.add_argument("--perfetto", type=Path, required=True, metavar="FILE.json", help="the JSON file to write")
+    p.add_argument("--perfetto", type=Path, required=True, metavar="FILE.json",
+                   help="the JSON file to write (never over a file sspsim did not write)")
+    p.add_argument("--force", action="store_true", help="replace a timeline sspsim wrote at FILE.json")
     p.set_defaults(handler=run)
     return p
 
@@ -28,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from sspsim.export import write_perfetto
     from sspsim.rundir import read_run
 
-    out = write_perfetto(read_run(args.dir), args.perfetto)
+    out = write_perfetto(read_run(args.dir), args.perfetto, force=args.force)
     print(f"timeline: {out} (open it at ui.perfetto.dev or chrome://tracing)")
     return 0
