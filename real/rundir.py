@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sspsim.config import Config
-from sspsim.rundir import FORMAT, jsonable, versions
+from sspsim.rundir import jsonable, run_meta
 from sspsim.trace import Recording, summarize, trace_table
 
 __all__ = ["RealRun", "hardware_facts"]
@@ -49,19 +49,8 @@ class RealRun:
     def _meta(self, status: str, **more: Any) -> dict[str, Any]:
         import torch
 
-        meta = {
-            "format": FORMAT,
-            "backend": "real",
-            "engine": self.engine,
-            "status": status,
-            "seed": self.config.run.seed,
-            "config": self.config.to_dict(),
-            "versions": {**versions(), "torch": torch.__version__},
-            "hardware": self.facts,
-            "problem": self.problem,
-        }
-        meta.update(more)
-        return meta
+        return run_meta(self.config, backend="real", problem=self.problem, extra_versions={"torch": torch.__version__},
+                         engine=self.engine, status=status, hardware=self.facts, **more)
 
     def _write_json(self, meta: dict[str, Any]) -> None:
         tmp = self.out / "run.json.tmp"

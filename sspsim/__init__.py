@@ -31,7 +31,7 @@ from sspsim.ssp import INF, ClockTable, Proceed, Wait
 
 if typing.TYPE_CHECKING:  # pragma: no cover - what __getattr__ loads on first use
     from sspsim.problems import make_problem
-    from sspsim.rundir import Run, read_run
+    from sspsim.rundir import Run, read_run, read_runs
     from sspsim.sim import simulate
 
 try:
@@ -44,6 +44,7 @@ _LAZY = {
     "make_problem": "sspsim.problems",
     "Run": "sspsim.rundir",
     "read_run": "sspsim.rundir",
+    "read_runs": "sspsim.rundir",
 }
 
 
@@ -81,5 +82,6 @@ __all__ = [
     "load_config",
     "make_problem",
     "read_run",
+    "read_runs",
     "simulate",
 ]

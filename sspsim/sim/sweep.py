@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
-from sspsim.rundir import jsonable
+from sspsim.rundir import SWEEP_FORMAT, jsonable
 from sspsim.sim.run import simulate
 
 __all__ = ["SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
@@ -156,7 +156,7 @@ def run_sweep(
                 if progress is not None:
                     progress(done, len(points))
     ordered = [rows[p.name] for p in points]
-    (out / "sweep.json").write_text(json.dumps(jsonable({"format": "sspsim-sweep/1", "runs": ordered}), indent=2) + "\n")
+    (out / "sweep.json").write_text(json.dumps(jsonable({"format": SWEEP_FORMAT, "runs": ordered}), indent=2) + "\n")
     return ordered
 
 
