@@ -10,22 +10,50 @@ says they contain produces losses the replay does not reproduce.
 Sums follow the order a server applies updates in (commit order; a snapshot of complete clocks
 plus the reader's own later updates in clock order), so a faithful simulator run is matched
 bit for bit and a real-backend run to float tolerance.
+
+Like every oracle in :mod:`sspsim.proofs_check`, this restates the math on purpose (the step
+size rule is :func:`step_size` below, not the optimizer's) and imports only data formats from
+the core (the config, the run directory, the sample stream), so a bug in the code it judges
+cannot hide by being shared.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import ReadSets, read_sets
-from sspsim.optimizer import StepSize
+from sspsim.config import OptimizerConfig
 from sspsim.sampling import sample_indices
 
-__all__ = ["MAX_VALUES", "Replay", "RunMath", "replay", "run_math"]
+__all__ = ["MAX_VALUES", "Replay", "RunMath", "replay", "run_math", "step_size"]
 
 MAX_VALUES = 40_000_000  # floats kept per array (reads and updates: rows x parameters)
+
+
+def step_size(opt: OptimizerConfig, t: int, tau: int) -> float:
+    """eta for the update with round-robin index t = P (c - 1) + p + 1 and update staleness tau.
+
+    ``constant``: eta_t = lr; ``inv_sqrt``: eta_t = lr / sqrt(t) (Ho et al. 2013, Theorem 1);
+    staleness-aware steps further divide by tau when tau > 1 (Zhang, Gupta, Lian & Liu 2016,
+    arXiv 1511.05950).  Restated from the definitions, not imported from the optimizer.
+
+    >>> from sspsim.config import OptimizerConfig
+    >>> step_size(OptimizerConfig(lr=0.5, schedule="inv_sqrt"), 4, 0)
+    0.25
+    >>> step_size(OptimizerConfig(lr=0.5, schedule="constant", staleness_aware=True), 4, 5)
+    0.1
+    """
+    if opt.schedule == "constant":
+        eta = opt.lr
+    elif opt.schedule == "inv_sqrt":
+        eta = opt.lr / math.sqrt(t)
+    else:  # pragma: no cover - the config admits no other schedule
+        raise ValueError(f"unknown step-size schedule {opt.schedule!r}")
+    return eta / tau if opt.staleness_aware and tau > 1 else eta
 
 
 @dataclass
@@ -58,7 +86,6 @@ def replay(rd: RunData) -> Replay | str:
     P, d = rd.P, problem.n_params
     worker, clock = rd.worker, rd.clock
     position = rd.position
-    step = StepSize.from_config(cfg.optimizer)
     tau = rd.trace["update_staleness"].to_numpy() if rd.has("update_staleness") else np.zeros(rows, dtype=np.int64)
     recorded_steps = rd.trace["step"].to_numpy() if cfg.optimizer.staleness_aware else None
 
@@ -111,7 +138,7 @@ def replay(rd: RunData) -> Replay | str:
                 prev = directions.get(p)
                 grad = grad if prev is None else grad + beta * prev
                 directions[p] = grad
-            eta = recorded_steps[r] if recorded_steps is not None else step(int(P * (c - 1) + p + 1), int(tau[r]))
+            eta = recorded_steps[r] if recorded_steps is not None else step_size(cfg.optimizer, int(P * (c - 1) + p + 1), int(tau[r]))
             pending[r] = -eta * grad
 
     form_reads(-1)
