@@ -205,15 +205,15 @@ def _staleness_cost_claim(cells: pd.DataFrame) -> Claim:
 
 VERDICT_CLAIMS: tuple[tuple[str, str, str], ...] = (
     ("kumar2015.same_optimum", "same final objective across P and s",
-     "converges to the same optimum as undistributed (single-machine) training [V]; the statement is reconstructed "
-     "[X] (theorems.md §5.3 E1)"),
+     ("converges to the same optimum as undistributed (single-machine) training [V]; the statement is reconstructed "
+      "[X] (theorems.md §5.3 E1)")),
     ("kumar2015.layerwise_tracking", "layerwise tracking of the serial reference",
      "layerwise analysis, claimed in the abstract [V]; the statement is reconstructed [X] (theorems.md §5.3 E2)"),
     ("kumar2015.layer_gradients", "layerwise convergence",
      "layerwise convergence, claimed in the abstract [V]; the statement is reconstructed [X] (theorems.md §5.3 E3)"),
     ("kumar2015.weights_in_probability", "convergence of the weights in probability",
-     "the weights converge in probability, claimed in the abstract [V]; the statement is reconstructed [X] "
-     "(theorems.md §5.3 E4)"),
+     ("the weights converge in probability, claimed in the abstract [V]; the statement is reconstructed [X] "
+      "(theorems.md §5.3 E4)")),
 )
 """(proofs_check theorem, claims-table row, the paper's side) for the rows whose verdict is a check's."""
 

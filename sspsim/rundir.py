@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from sspsim.config import Config
 
 __all__ = [
-    "FORMAT", "SWEEP_FORMAT", "Run", "jsonable", "read_run", "read_runs", "run_meta", "versions", "write_run",
+    "FORMAT", "SWEEP_FORMAT", "Run", "jsonable", "read_run", "read_runs", "run_meta", "versions", "write_meta",
+    "write_run",
 ]
 
 FORMAT = "sspsim-run/1"
@@ -178,6 +179,14 @@ def run_meta(
     }
     meta.update(more)
     return meta
+
+
+def write_meta(run_dir: str | Path, meta: Mapping[str, Any]) -> None:
+    """(Re)write a run directory's run.json in one step (a backend that writes its directory in place)."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, run_dir / "run.json")
 
 
 def write_run(
