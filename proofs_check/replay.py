@@ -12,7 +12,7 @@ plus the reader's own later updates in clock order), so a faithful simulator run
 bit for bit and a real-backend run to float tolerance.
 
 Like every oracle in :mod:`sspsim.proofs_check`, this restates the math on purpose (the step
-size rule is :func:`step_size` below, not the optimizer's) and imports only data formats from
+size rule is :class:`StepSize` below, not the optimizer's) and imports only data formats from
 the core (the config, the run directory, the sample stream), so a bug in the code it judges
 cannot hide by being shared.
 """
@@ -29,31 +29,41 @@ from sspsim.proofs_check.readsets import ReadSets, read_sets
 from sspsim.config import OptimizerConfig
 from sspsim.sampling import sample_indices
 
-__all__ = ["MAX_VALUES", "Replay", "RunMath", "replay", "run_math", "step_size"]
+__all__ = ["MAX_VALUES", "Replay", "RunMath", "StepSize", "replay", "run_math"]
 
 MAX_VALUES = 40_000_000  # floats kept per array (reads and updates: rows x parameters)
 
 
-def step_size(opt: OptimizerConfig, t: int, tau: int) -> float:
-    """eta for the update with round-robin index t = P (c - 1) + p + 1 and update staleness tau.
+@dataclass(frozen=True)
+class StepSize:
+    """eta(t, tau) for the update with round-robin index t = P (c - 1) + p + 1 and update staleness tau.
 
     ``constant``: eta_t = lr; ``inv_sqrt``: eta_t = lr / sqrt(t) (Ho et al. 2013, Theorem 1);
     staleness-aware steps further divide by tau when tau > 1 (Zhang, Gupta, Lian & Liu 2016,
     arXiv 1511.05950).  Restated from the definitions, not imported from the optimizer.
 
-    >>> from sspsim.config import OptimizerConfig
-    >>> step_size(OptimizerConfig(lr=0.5, schedule="inv_sqrt"), 4, 0)
+    >>> StepSize(0.5, "inv_sqrt")(4, 0)
     0.25
-    >>> step_size(OptimizerConfig(lr=0.5, schedule="constant", staleness_aware=True), 4, 5)
+    >>> StepSize(0.5, "constant", staleness_aware=True)(4, 5)
     0.1
     """
-    if opt.schedule == "constant":
-        eta = opt.lr
-    elif opt.schedule == "inv_sqrt":
-        eta = opt.lr / math.sqrt(t)
-    else:  # pragma: no cover - the config admits no other schedule
-        raise ValueError(f"unknown step-size schedule {opt.schedule!r}")
-    return eta / tau if opt.staleness_aware and tau > 1 else eta
+
+    lr: float
+    schedule: str = "inv_sqrt"
+    staleness_aware: bool = False
+
+    @classmethod
+    def from_config(cls, opt: OptimizerConfig) -> StepSize:
+        return cls(lr=opt.lr, schedule=opt.schedule, staleness_aware=opt.staleness_aware)
+
+    def __call__(self, t: int, tau: int) -> float:
+        if self.schedule == "constant":
+            eta = self.lr
+        elif self.schedule == "inv_sqrt":
+            eta = self.lr / math.sqrt(t)
+        else:  # pragma: no cover - the config admits no other schedule
+            raise ValueError(f"unknown step-size schedule {self.schedule!r}")
+        return eta / tau if self.staleness_aware and tau > 1 else eta
 
 
 @dataclass
@@ -83,6 +93,7 @@ def replay(rd: RunData) -> Replay | str:
     if not rd.has("step") and rd.config.optimizer.staleness_aware:
         return "staleness-aware steps need the trace's step column"
     cfg = rd.config
+    step = StepSize.from_config(cfg.optimizer)
     P, d = rd.P, problem.n_params
     worker, clock = rd.worker, rd.clock
     position = rd.position
@@ -138,7 +149,7 @@ def replay(rd: RunData) -> Replay | str:
                 prev = directions.get(p)
                 grad = grad if prev is None else grad + beta * prev
                 directions[p] = grad
-            eta = recorded_steps[r] if recorded_steps is not None else step_size(cfg.optimizer, int(P * (c - 1) + p + 1), int(tau[r]))
+            eta = recorded_steps[r] if recorded_steps is not None else step(int(P * (c - 1) + p + 1), int(tau[r]))
             pending[r] = -eta * grad
 
     form_reads(-1)
