@@ -144,6 +144,9 @@ APP_ANALOGUE = {
 }
 
 
+FIGURE_ONLY = "a measured figure set beside the paper's, not a theorem check (the catalogue has none for speedup)"
+
+
 def _speedup_claims(sp: pd.DataFrame, P_max: int, problem: str = "") -> list[Claim]:
     at = sp[sp["P"] == P_max].sort_values("s")
     scale = "" if P_max == PAPER_P else f" (the sweep's largest P is {P_max}, so the paper's claim is read as linear: {P_max}x)"
@@ -167,7 +170,7 @@ def _speedup_claims(sp: pd.DataFrame, P_max: int, problem: str = "") -> list[Cla
     if problem in ANALOGUE:
         paper += f"; {ANALOGUE[problem]}"
     rows = [Claim(f"speedup at {P_max} machines{scale}", paper,
-                  f"best {b:.2f}x at {best['staleness']} ({per_s})", verdict, why)]
+                  f"best {b:.2f}x at {best['staleness']} ({per_s})", verdict, f"{why}; {FIGURE_ONLY}")]
     app_expected = APP_SPEEDUP * P_max / PAPER_P
     app_row = at[at["s"] == APP_STALENESS]
     if len(app_row):
@@ -184,7 +187,8 @@ def _speedup_claims(sp: pd.DataFrame, P_max: int, problem: str = "") -> list[Cla
         expected += f"; same efficiency at P={P_max}: {app_expected:.2f}x"
     if problem in APP_ANALOGUE:
         expected += f"; {APP_ANALOGUE[problem]}"
-    rows.append(Claim(f"speedup from 1 to {P_max} machines, lab's DNN app", expected, f"{m:.2f}x {which}", verdict, why))
+    rows.append(Claim(f"speedup from 1 to {P_max} machines, lab's DNN app", expected, f"{m:.2f}x {which}", verdict,
+                      f"{why}; {FIGURE_ONLY}"))
     return rows
 
 
