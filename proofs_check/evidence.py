@@ -56,7 +56,7 @@ class RunData:
     def from_run(cls, run: Run) -> RunData:
         """Validate a run already read; everything is loaded now, so bad input fails here."""
         config = run.config
-        trace = _check_trace(run.trace, run._file("trace.csv"), config) if run.has_trace else None
+        trace = _check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
         evals = run.evals if run.has_evals else None
         return cls(run.path or Path("."), run.meta, config, trace, evals, run.audit)
 

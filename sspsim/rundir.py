@@ -86,7 +86,7 @@ class Run:
         try:
             return config_from_dict(self.meta["config"], base_dir=self.path or ".")
         except SSPSimError as exc:
-            raise InputError(f"{self._file('run.json')} config", "...", str(exc)) from None
+            raise InputError(f"{self.location('run.json')} config", "...", str(exc)) from None
 
     @property
     def has_trace(self) -> bool:
@@ -132,7 +132,8 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - any unreadable archive is bad input
             raise InputError(str(self.path / "audit.npz"), "...", f"unreadable ({exc.__class__.__name__})") from None
 
-    def _file(self, name: str) -> str:
+    def location(self, name: str) -> str:
+        """Where the file ``name`` of this run is (the name alone for a run held in memory); for messages."""
         return str(self.path / name) if self.path is not None else name
 
 
