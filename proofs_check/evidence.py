@@ -1,14 +1,15 @@
 """What checks read: a run directory (any backend, or a trace written by hand), or a group of them.
 
-:class:`RunData` loads ``run.json``, ``trace.csv``, ``evals.csv`` and ``audit.npz`` and derives
-the quantities several checks share (commit order, read sets, the problem rebuilt from the
-config).  It never talks to a live backend.  Input it cannot use raises
-:class:`sspsim.errors.InputError`, naming the file, the field and the rule.
+:class:`RunData` takes a run read by the one reader (:func:`sspsim.rundir.read_run`, which
+locates and parses ``run.json``, ``trace.csv``, ``evals.csv`` and ``audit.npz``), validates the
+trace's columns (that is part of checking) and derives the quantities several checks share
+(commit order, read sets, the problem rebuilt from the config).  It never talks to a live
+backend.  Input it cannot use raises :class:`sspsim.errors.InputError`, naming the file, the
+field and the rule.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sspsim.config import Config, config_from_dict
-from sspsim.errors import InputError, SSPSimError
-from sspsim.outdir import read_marker
+from sspsim.config import Config
+from sspsim.errors import InputError
+from sspsim.rundir import Run, read_run, read_runs
 
-__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "load_evidence"]
+__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "evidence_of", "load_evidence"]
 
 REQUIRED_COLUMNS = ("worker", "clock", "start_time", "commit_time", "visible_clock", "staleness")
 """Columns a trace must have for any check to read it (DESIGN §Run directory lists them)."""
@@ -48,32 +49,16 @@ class RunData:
     # -- loading -----------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> RunData:
-        path = Path(path)
-        meta_file = path / "run.json"
-        if not path.is_dir():
-            raise InputError("run directory", str(path), "not found")
-        if not meta_file.is_file():
-            raise InputError("run directory", str(path), "has no run.json")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(str(meta_file), "...", f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
-            raise InputError(str(meta_file), "...", "must be an object with a 'config' table")
-        try:
-            config = config_from_dict(meta.get("config", {}), base_dir=path)
-        except SSPSimError as exc:
-            raise InputError(f"{meta_file} config", "...", str(exc)) from None
-        trace = _read_trace(path / "trace.csv", config) if (path / "trace.csv").is_file() else None
-        evals = _read_csv(path / "evals.csv") if (path / "evals.csv").is_file() else None
-        audit = None
-        if (path / "audit.npz").is_file():
-            try:
-                with np.load(path / "audit.npz") as npz:
-                    audit = {k: npz[k] for k in npz.files}
-            except Exception as exc:  # noqa: BLE001 - any unreadable archive is bad input
-                raise InputError(str(path / "audit.npz"), "...", f"unreadable ({exc.__class__.__name__})") from None
-        return cls(path, meta, config, trace, evals, audit)
+        """Read a run directory (through :func:`sspsim.rundir.read_run`) and validate it."""
+        return cls.from_run(read_run(path))
+
+    @classmethod
+    def from_run(cls, run: Run) -> RunData:
+        """Validate a run already read; everything is loaded now, so bad input fails here."""
+        config = run.config
+        trace = _check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
+        evals = run.evals if run.has_evals else None
+        return cls(run.path or Path("."), run.meta, config, trace, evals, run.audit)
 
     # -- basic facts -------------------------------------------------------------------
     @property
@@ -221,34 +206,23 @@ class SweepData:
 
 
 def load_evidence(path: str | Path) -> RunData | SweepData:
-    """A run directory, or a folder whose sub-folders are run directories (a sweep)."""
+    """A run directory, or a sweep directory (its runs in sweep.json order), via :func:`sspsim.rundir.read_runs`."""
     path = Path(path)
-    if not path.exists():
-        raise InputError("DIR", str(path), "not found")
-    if (path / "run.json").is_file():
-        return RunData.load(path)
-    marker = read_marker(path) if path.is_dir() else None
-    if marker is not None and marker.get("kind") == "sweep" and not marker.get("complete"):
-        done = sum(1 for d in path.iterdir() if (d / "run.json").is_file())
-        raise InputError("DIR", str(path), f"is an incomplete sweep ({done} runs finished): "
-                         "run the same sweep command again to finish it, then check it")
-    if path.is_dir():
-        subdirs = sorted(d for d in path.iterdir() if d.is_dir() and (d / "run.json").is_file())
-        if subdirs:
-            return SweepData(path, [RunData.load(d) for d in subdirs])
-    raise InputError("DIR", str(path), "is neither a run directory (run.json) nor a folder of run directories")
+    return evidence_of(path, read_runs(path))
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), "...", f"not a readable CSV ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+def evidence_of(path: str | Path, runs: list[Run]) -> RunData | SweepData:
+    """What the checks read from runs already read from ``path``: the run itself when ``path`` is
+    that run's directory, else the group (a sweep)."""
+    path = Path(path)
+    if len(runs) == 1 and runs[0].path == path:
+        return RunData.from_run(runs[0])
+    return SweepData(path, [RunData.from_run(r) for r in runs])
 
 
-def _read_trace(path: Path, config: Config) -> pd.DataFrame:
-    """Read and sanity-check a trace; rows come back in commit order."""
-    df = _read_csv(path)
+def _check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
+    """Sanity-check a trace; rows come back in commit order."""
+    path = Path(file)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(str(path), ", ".join(missing), f"missing column(s); a trace needs {', '.join(REQUIRED_COLUMNS)}")

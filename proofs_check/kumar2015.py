@@ -37,6 +37,10 @@ paper's theorems; every verdict's detail says so.
   p_l(t) <= min(1, E[S_{l,t}] / eps) + 3 SE with S_{l,t} = sum_{i in A_t u B_t} ||u_{l,i}||
   (pointwise 1[dist > eps] <= S / eps, since dist <= S by E2).  SEs are over runs, floored at 1/N
   (runs whose reads do not depend on timing, e.g. lazy, are identical and have zero spread).
+
+Like every oracle in :mod:`sspsim.proofs_check`, these checks restate the math on purpose and
+import only data formats (the config, the run directory) from the core.  The report's claims
+table (:mod:`sspsim.reports.kumar2015`) shows their verdicts and keeps no rule of its own.
 """
 
 from __future__ import annotations

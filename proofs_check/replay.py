@@ -10,22 +10,60 @@ says they contain produces losses the replay does not reproduce.
 Sums follow the order a server applies updates in (commit order; a snapshot of complete clocks
 plus the reader's own later updates in clock order), so a faithful simulator run is matched
 bit for bit and a real-backend run to float tolerance.
+
+Like every oracle in :mod:`sspsim.proofs_check`, this restates the math on purpose (the step
+size rule is :class:`StepSize` below, not the optimizer's) and imports only data formats from
+the core (the config, the run directory, the sample stream), so a bug in the code it judges
+cannot hide by being shared.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import ReadSets, read_sets
-from sspsim.optimizer import StepSize
+from sspsim.config import OptimizerConfig
 from sspsim.sampling import sample_indices
 
-__all__ = ["MAX_VALUES", "Replay", "RunMath", "replay", "run_math"]
+__all__ = ["MAX_VALUES", "Replay", "RunMath", "StepSize", "replay", "run_math"]
 
 MAX_VALUES = 40_000_000  # floats kept per array (reads and updates: rows x parameters)
+
+
+@dataclass(frozen=True)
+class StepSize:
+    """eta(t, tau) for the update with round-robin index t = P (c - 1) + p + 1 and update staleness tau.
+
+    ``constant``: eta_t = lr; ``inv_sqrt``: eta_t = lr / sqrt(t) (Ho et al. 2013, Theorem 1);
+    staleness-aware steps further divide by tau when tau > 1 (Zhang, Gupta, Lian & Liu 2016,
+    arXiv 1511.05950).  Restated from the definitions, not imported from the optimizer.
+
+    >>> StepSize(0.5, "inv_sqrt")(4, 0)
+    0.25
+    >>> StepSize(0.5, "constant", staleness_aware=True)(4, 5)
+    0.1
+    """
+
+    lr: float
+    schedule: str = "inv_sqrt"
+    staleness_aware: bool = False
+
+    @classmethod
+    def from_config(cls, opt: OptimizerConfig) -> StepSize:
+        return cls(lr=opt.lr, schedule=opt.schedule, staleness_aware=opt.staleness_aware)
+
+    def __call__(self, t: int, tau: int) -> float:
+        if self.schedule == "constant":
+            eta = self.lr
+        elif self.schedule == "inv_sqrt":
+            eta = self.lr / math.sqrt(t)
+        else:  # pragma: no cover - the config admits no other schedule
+            raise ValueError(f"unknown step-size schedule {self.schedule!r}")
+        return eta / tau if self.staleness_aware and tau > 1 else eta
 
 
 @dataclass
@@ -55,10 +93,10 @@ def replay(rd: RunData) -> Replay | str:
     if not rd.has("step") and rd.config.optimizer.staleness_aware:
         return "staleness-aware steps need the trace's step column"
     cfg = rd.config
+    step = StepSize.from_config(cfg.optimizer)
     P, d = rd.P, problem.n_params
     worker, clock = rd.worker, rd.clock
     position = rd.position
-    step = StepSize.from_config(cfg.optimizer)
     tau = rd.trace["update_staleness"].to_numpy() if rd.has("update_staleness") else np.zeros(rows, dtype=np.int64)
     recorded_steps = rd.trace["step"].to_numpy() if cfg.optimizer.staleness_aware else None
 

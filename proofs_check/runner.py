@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sspsim.proofs_check.evidence import RunData, SweepData, load_evidence
+from sspsim.proofs_check.evidence import RunData, SweepData, evidence_of, load_evidence
 from sspsim.proofs_check.registry import select
 from sspsim.proofs_check.theorem import Theorem
 from sspsim.proofs_check.verdict import Outcome, Verdict
 
-__all__ = ["check_evidence", "check_path"]
+if TYPE_CHECKING:  # pragma: no cover
+    from sspsim.rundir import Run
+
+__all__ = ["check_evidence", "check_path", "check_runs"]
 
 
 def check_path(path: str | Path, theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:
     """Verdicts for a run directory (its run-scope theorems) or a sweep directory (each run's,
     then the sweep-scope theorems over the group)."""
     return check_evidence(load_evidence(path), select(theorems))
+
+
+def check_runs(path: str | Path, runs: Sequence[Run], theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:
+    """:func:`check_path` on runs already read from ``path`` (by :func:`sspsim.rundir.read_runs`):
+    the same verdicts, without reading the files again."""
+    return check_evidence(evidence_of(path, list(runs)), select(theorems))
 
 
 def check_evidence(evidence: RunData | SweepData, theorems: tuple[Theorem, ...]) -> list[Verdict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from sspsim import outdir
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
-from sspsim.rundir import jsonable
+from sspsim.rundir import jsonable, read_run, write_meta
 
 __all__ = ["deploy", "torchrun_command"]
 
@@ -138,7 +138,7 @@ def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) ->
     meta_file = out / "run.json"
     if not meta_file.is_file():
         raise InputError("deploy", str(out), f"the run wrote no run.json (torchrun exit code {code}; see {out / 'launch.log'})")
-    meta = json.loads(meta_file.read_text())
+    meta = read_run(out).meta
     cause = root_cause((out / "launch.log").read_text(errors="replace"))
     if meta.get("status") == "running":  # every process was killed before rank 0 could finish
         meta["status"] = "incomplete"
@@ -147,7 +147,7 @@ def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) ->
         meta["reason"] = f"{meta.get('reason', 'failed')}; {cause}"
     if "started_at" in meta and not resume:
         meta["startup_time"] = meta["started_at"] - launched  # torchrun, imports, rendezvous, data
-    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    write_meta(out, meta)
     meta["launch_exit_code"] = code
     return meta
 

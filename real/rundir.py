@@ -7,7 +7,6 @@ looks complete; at the end ``trace.csv`` and ``evals.csv`` are written (each ato
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sspsim.config import Config
-from sspsim.rundir import FORMAT, jsonable, versions
+from sspsim.rundir import run_meta, write_meta
 from sspsim.trace import Recording, summarize, trace_table
 
 __all__ = ["RealRun", "hardware_facts"]
@@ -49,28 +48,12 @@ class RealRun:
     def _meta(self, status: str, **more: Any) -> dict[str, Any]:
         import torch
 
-        meta = {
-            "format": FORMAT,
-            "backend": "real",
-            "engine": self.engine,
-            "status": status,
-            "seed": self.config.run.seed,
-            "config": self.config.to_dict(),
-            "versions": {**versions(), "torch": torch.__version__},
-            "hardware": self.facts,
-            "problem": self.problem,
-        }
-        meta.update(more)
-        return meta
-
-    def _write_json(self, meta: dict[str, Any]) -> None:
-        tmp = self.out / "run.json.tmp"
-        tmp.write_text(json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, self.out / "run.json")
+        return run_meta(self.config, backend="real", problem=self.problem, extra_versions={"torch": torch.__version__},
+                         engine=self.engine, status=status, hardware=self.facts, **more)
 
     def mark_running(self, **more: Any) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        self._write_json(self._meta("running", **more))
+        write_meta(self.out, self._meta("running", **more))
 
     def write(
         self,
@@ -108,4 +91,4 @@ class RealRun:
         meta = self._meta(status, summary=summary, files={"trace": "trace.csv", "evals": "evals.csv", "audit": None}, **more)
         if reason:
             meta["reason"] = reason
-        self._write_json(meta)
+        write_meta(self.out, meta)

@@ -257,9 +257,7 @@ def _speedup_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
 def _fidelity_limits(real: D.RunEntry) -> str:
     """What limits the prediction, measured on the real run: processes per core, how much of an
     iteration is real computation (which contends for the cores), the server's time per push."""
-    from sspsim.rundir import read_run
-
-    run = read_run(real.path)
+    run = real.run
     ranks = run.meta.get("hardware", {}).get("ranks") or []
     cores = max((r.get("cpus") or 0 for r in ranks), default=0)
     trace = run.trace
@@ -329,9 +327,11 @@ def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
 # -- verdicts ----------------------------------------------------------------------------------------
 
 def _verdicts_section(sources: list[D.Source], entries: list[D.RunEntry]) -> Section:
-    from sspsim.proofs_check import CATALOGUE, RunData, SweepData, check_evidence, check_path
+    from sspsim.proofs_check import CATALOGUE, RunData, SweepData, check_evidence
+    from sspsim.proofs_check.runner import check_runs
 
     by_path = {str(e.path): e for e in entries}
+    read = {e.path.resolve(): e.run for e in entries}
     per_run: dict[str, list[Any]] = {}
     groups: list[tuple[str, list[Any]]] = []
     problems: list[str] = []
@@ -340,7 +340,7 @@ def _verdicts_section(sources: list[D.Source], entries: list[D.RunEntry]) -> Sec
         if src.kind == "run" and src.path.resolve() in done:
             continue
         try:
-            verdicts = check_path(src.path)
+            verdicts = check_runs(src.path, [read[p.resolve()] for p in src.runs])
         except InputError as exc:
             problems.append(f"{src.path}: {exc}")
             continue
@@ -354,7 +354,7 @@ def _verdicts_section(sources: list[D.Source], entries: list[D.RunEntry]) -> Sec
     loose = [s.path for s in sources if s.kind == "run"]
     if len(loose) >= 2:
         try:
-            evidence = SweepData(Path("runs given"), [RunData.load(p) for p in loose])
+            evidence = SweepData(Path("runs given"), [RunData.from_run(read[p.resolve()]) for p in loose])
             sweep_theorems = tuple(t for t in CATALOGUE if t.scope == "sweep")
             groups.append((f"the {len(loose)} run directories given, as one group",
                            check_evidence(evidence, sweep_theorems)))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sspsim.errors import InputError
-from sspsim.rundir import Run, read_run
+from sspsim.rundir import Run, read_runs
 
 __all__ = [
     "STRAGGLER_FACTOR",
@@ -105,20 +105,20 @@ class RunEntry:
 
     def trace(self) -> pd.DataFrame | None:
         """trace.csv, or None when the run has none (``trace = "summary"``) or it cannot be read."""
-        if self.run.path is not None and not (self.run.path / "trace.csv").is_file():
+        if not self.run.has_trace:
             return None
         try:
             return self.run.trace
-        except (InputError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        except (InputError, OSError):
             return None
 
     def evals(self) -> pd.DataFrame | None:
         """evals.csv, or None when absent or empty."""
-        if self.run.path is not None and not (self.run.path / "evals.csv").is_file():
+        if not self.run.has_evals:
             return None
         try:
             df = self.run.evals
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        except (InputError, OSError):
             return None
         return df if len(df) else None
 
@@ -126,10 +126,9 @@ class RunEntry:
 # -- loading ------------------------------------------------------------------------------------
 
 def expand_dirs(dirs: Iterable[str | Path]) -> tuple[list[Source], list[RunEntry]]:
-    """Resolve each DIR to a run directory or a sweep directory; read every run once.
-
-    A sweep directory is any folder whose sub-folders are run directories (``sweep.json``, when
-    present, gives their order).  InputError names the DIR and the rule when it is neither.
+    """Resolve each DIR to a run directory or a sweep directory (:func:`sspsim.rundir.read_runs`:
+    a sweep's runs in ``sweep.json`` order); each run appears once.  InputError names the DIR
+    and the rule when it is neither.
     """
     sources: list[Source] = []
     entries: list[RunEntry] = []
@@ -139,44 +138,19 @@ def expand_dirs(dirs: Iterable[str | Path]) -> tuple[list[Source], list[RunEntry
         raise InputError("DIR", None, "give at least one run directory or sweep directory")
     for d in dirs:
         path = Path(d)
-        if not path.exists():
-            raise InputError("DIR", str(path), "not found")
-        if (path / "run.json").is_file():
-            source = Source(path, "run", [path])
-        elif path.is_dir():
-            subs = _sweep_runs(path)
-            if not subs:
-                raise InputError(
-                    "DIR", str(path),
-                    "is neither a run directory (run.json) nor a sweep directory (sub-folders with run.json)")
-            source = Source(path, "sweep", subs)
-        else:
-            raise InputError("DIR", str(path), "is a file; give a run directory or a sweep directory")
+        runs = read_runs(path)
+        single = len(runs) == 1 and runs[0].path == path
+        source = Source(path, "run" if single else "sweep", [r.path for r in runs if r.path is not None])
         sources.append(source)
-        for run_path in source.runs:
-            key = run_path.resolve()
+        for run in runs:
+            assert run.path is not None
+            key = run.path.resolve()
             if key in seen:
                 continue
             seen.add(key)
-            entries.append(RunEntry(read_run(run_path), run_path, sweep=path if source.kind == "sweep" else None))
+            entries.append(RunEntry(run, run.path, sweep=None if single else path))
     label_runs(entries)
     return sources, entries
-
-
-def _sweep_runs(path: Path) -> list[Path]:
-    subs = sorted(d for d in path.iterdir() if d.is_dir() and (d / "run.json").is_file())
-    order: list[Path] = []
-    manifest = path / "sweep.json"
-    if manifest.is_file():
-        try:
-            rows = json.loads(manifest.read_text()).get("runs", [])
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            rows = []
-        for row in rows:
-            sub = path / str(row.get("path", row.get("name", ""))) if isinstance(row, dict) else None
-            if sub is not None and sub in subs and sub not in order:
-                order.append(sub)
-    return order + [d for d in subs if d not in order]
 
 
 # -- labels ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from sspsim.ssp import INF, ClockTable, Proceed, Wait
 
 if typing.TYPE_CHECKING:  # pragma: no cover - what __getattr__ loads on first use
     from sspsim.problems import make_problem
-    from sspsim.rundir import Run, read_run
+    from sspsim.rundir import Run, read_run, read_runs
     from sspsim.sim import simulate
 
 try:
@@ -45,6 +45,7 @@ _LAZY = {
     "make_problem": "sspsim.problems",
     "Run": "sspsim.rundir",
     "read_run": "sspsim.rundir",
+    "read_runs": "sspsim.rundir",
 }
 
 
@@ -83,5 +84,6 @@ __all__ = [
     "load_config",
     "make_problem",
     "read_run",
+    "read_runs",
     "simulate",
 ]

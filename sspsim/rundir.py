@@ -3,7 +3,12 @@
 A run directory holds ``run.json`` (resolved config, backend, versions, seed, summary),
 ``trace.csv`` (one row per iteration; absent for ``trace = "summary"``), ``evals.csv`` and,
 for audited runs, ``audit.npz``.  It is built in a hidden sibling folder and renamed into
-place in one step, so a directory named by the user is either complete or absent.
+place in one step, so a directory named by the user is either complete or absent.  A sweep
+directory holds one run directory per point and ``sweep.json`` listing them in order.
+
+This module is the one reader (:func:`read_run`, :func:`read_runs`) and the one builder of
+``run.json`` metadata (:func:`run_meta`) for every backend; ``check``, ``report`` and
+``compare`` read through it.
 """
 
 from __future__ import annotations
@@ -18,15 +23,22 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from sspsim.errors import InputError
+from sspsim.outdir import read_marker
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from sspsim.config import Config
 
-__all__ = ["FORMAT", "Run", "jsonable", "read_run", "versions", "write_run"]
+__all__ = [
+    "FORMAT", "SWEEP_FORMAT", "Run", "jsonable", "read_run", "read_runs", "run_meta", "versions", "write_meta",
+    "write_run",
+]
 
 FORMAT = "sspsim-run/1"
+"""``format`` of run.json: the major version (after the slash) changes when old readers would misread it."""
+SWEEP_FORMAT = "sspsim-sweep/1"
+"""``format`` of sweep.json."""
 
 
 class Run:
@@ -65,20 +77,35 @@ class Run:
 
     @cached_property
     def config(self) -> Config:
+        """The resolved config of run.json (InputError naming run.json when it is not a valid one)."""
         from sspsim.config import config_from_dict
+        from sspsim.errors import SSPSimError
 
-        return config_from_dict(self.meta["config"], base_dir=self.path or ".")
+        try:
+            return config_from_dict(self.meta["config"], base_dir=self.path or ".")
+        except SSPSimError as exc:
+            raise InputError(f"{self.location('run.json')} config", "...", str(exc)) from None
+
+    @property
+    def has_trace(self) -> bool:
+        """Whether the run has a trace (``trace = "full"``)."""
+        return self._trace_columns is not None or (self.path is not None and (self.path / "trace.csv").is_file())
+
+    @property
+    def has_evals(self) -> bool:
+        return self._eval_rows is not None or (self.path is not None and (self.path / "evals.csv").is_file())
 
     @cached_property
     def trace(self) -> pd.DataFrame:
-        """One row per iteration (trace.csv), in commit order."""
+        """One row per iteration (trace.csv), as written (commit order)."""
         import pandas as pd
 
         if self._trace_columns is not None:
             return pd.DataFrame(dict(self._trace_columns))
-        if self.path is None or not (self.path / "trace.csv").is_file():
+        if not self.has_trace:
             raise InputError("trace", str(self.path), 'this run has no trace.csv (it ran with trace = "summary")')
-        return pd.read_csv(self.path / "trace.csv")
+        assert self.path is not None
+        return _read_csv(self.path / "trace.csv")
 
     @cached_property
     def evals(self) -> pd.DataFrame:
@@ -87,8 +114,35 @@ class Run:
 
         if self._eval_rows is not None:
             return pd.DataFrame(self._eval_rows)
+        if not self.has_evals:
+            raise InputError("evals", str(self.path), "this run has no evals.csv")
         assert self.path is not None
-        return pd.read_csv(self.path / "evals.csv")
+        return _read_csv(self.path / "evals.csv")
+
+    @cached_property
+    def audit(self) -> dict[str, np.ndarray] | None:
+        """The arrays of audit.npz (what the workers really read and applied), None when not audited."""
+        if self.path is None or not (self.path / "audit.npz").is_file():
+            return None
+        try:
+            with np.load(self.path / "audit.npz") as npz:
+                return {k: npz[k] for k in npz.files}
+        except Exception as exc:  # noqa: BLE001 - any unreadable archive is bad input
+            raise InputError(str(self.path / "audit.npz"), "...", f"unreadable ({exc.__class__.__name__})") from None
+
+    def location(self, name: str) -> str:
+        """Where the file ``name`` of this run is (the name alone for a run held in memory); for messages."""
+        return str(self.path / name) if self.path is not None else name
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(str(path), "...", f"not a readable CSV ({exc.__class__.__name__}: {first})") from None
 
 
 def versions() -> dict[str, str]:
@@ -102,6 +156,36 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:  # pragma: no cover - running from a source tree
             out[name] = "unknown"
     return out
+
+
+def run_meta(
+    config: Config,
+    *,
+    backend: str,
+    problem: Mapping[str, Any],
+    extra_versions: Mapping[str, str] | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """The run.json metadata every backend writes: format, backend, seed, resolved config, problem
+    facts and versions, then ``more`` (summary, status, engine, hardware, ...)."""
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "backend": backend,
+        "seed": config.run.seed,
+        "config": config.to_dict(),
+        "problem": dict(problem),
+        "versions": {**versions(), **(extra_versions or {})},
+    }
+    meta.update(more)
+    return meta
+
+
+def write_meta(run_dir: str | Path, meta: Mapping[str, Any]) -> None:
+    """(Re)write a run directory's run.json in one step (a backend that writes its directory in place)."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, run_dir / "run.json")
 
 
 def write_run(
@@ -151,20 +235,77 @@ def write_run(
 
 
 def read_run(path: str | Path) -> Run:
-    """Open a run directory; InputError naming what is wrong if it is not a complete one."""
+    """Open a run directory; InputError naming what is wrong if it is not a complete one.
+
+    ``run.json`` must be a JSON object with a ``config`` table and a ``format`` this reader
+    knows (``sspsim-run/1``); trace.csv, evals.csv and audit.npz load on first use.
+    """
     path = Path(path)
     meta_file = path / "run.json"
     if not path.is_dir():
         raise InputError("run directory", str(path), "not found")
     if not meta_file.is_file():
         raise InputError("run directory", str(path), "has no run.json (not a run directory, or an unfinished one)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(str(meta_file), "...", f"not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise InputError(str(meta_file), "...", "is not an sspsim run.json (no config)")
+    meta = _read_json(meta_file)
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise InputError(str(meta_file), "...", "is not an sspsim run.json (no config table)")
+    _check_format(meta_file, meta.get("format"), FORMAT)
     return Run(meta, path=path)
+
+
+def read_runs(path: str | Path) -> list[Run]:
+    """A run directory as ``[run]``, or the runs of a sweep directory in ``sweep.json`` order.
+
+    A folder without ``sweep.json`` whose sub-folders are run directories is read as a sweep in
+    name order.  InputError (one line) for anything else, a ``sweep.json`` of an unknown format,
+    or one naming a run directory that is not there.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("DIR", str(path), "not found")
+    if (path / "run.json").is_file():
+        return [read_run(path)]
+    if not path.is_dir():
+        raise InputError("DIR", str(path), "is a file; give a run directory or a sweep directory")
+    marker = read_marker(path)
+    if marker is not None and marker.get("kind") == "sweep" and not marker.get("complete"):
+        done = sum(1 for d in path.iterdir() if (d / "run.json").is_file())
+        raise InputError("DIR", str(path), f"is an incomplete sweep ({done} runs finished): "
+                         "run the same sweep command again to finish it")
+    manifest = path / "sweep.json"
+    if manifest.is_file():
+        sweep = _read_json(manifest)
+        if not isinstance(sweep, dict) or not isinstance(sweep.get("runs"), list):
+            raise InputError(str(manifest), "...", "is not an sspsim sweep.json (no runs list)")
+        _check_format(manifest, sweep.get("format"), SWEEP_FORMAT)
+        names = []
+        for i, row in enumerate(sweep["runs"]):
+            name = row.get("path", row.get("name")) if isinstance(row, dict) else None
+            if not isinstance(name, str) or not name:
+                raise InputError(f"{manifest} runs[{i}].path", name, "must name the run's sub-folder")
+            names.append(name)
+        if not names:
+            raise InputError(str(manifest), "runs", "lists no runs")
+        return [read_run(path / name) for name in names]
+    subs = sorted(d for d in path.iterdir() if d.is_dir() and (d / "run.json").is_file())
+    if not subs:
+        raise InputError("DIR", str(path),
+                         "is neither a run directory (run.json) nor a sweep directory (sweep.json, or sub-folders with run.json)")
+    return [read_run(d) for d in subs]
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(str(file), "...", f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
+
+
+def _check_format(file: Path, found: Any, expected: str) -> None:
+    """``found`` must name the same kind and major version as ``expected`` (``kind/major[.minor]``)."""
+    kind, _, major = expected.partition("/")
+    if not isinstance(found, str) or found.partition("/")[0] != kind or found.partition("/")[2].split(".")[0] != major:
+        raise InputError(f"{file} format", found, f"must be {expected} (this sspsim reads {kind} version {major} only)")
 
 
 def jsonable(value: Any) -> Any:

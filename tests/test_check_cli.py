@@ -169,6 +169,17 @@ def test_unreadable_run_json_exits_2(run_copy: Path, damage: str, capsys: pytest
     assert len(err.splitlines()) == 1 and err.startswith("sspsim: error:"), err
 
 
+@pytest.mark.parametrize("fmt", ["sspsim-run/2", None])
+def test_run_json_of_another_format_exits_2(run_copy: Path, fmt: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """check reads through the one reader, which refuses a run.json whose format is missing or of another major version."""
+    meta = json.loads((run_copy / "run.json").read_text())
+    meta["format"] = fmt
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    code, _, err = _cli(["check", str(run_copy)], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "run.json format" in err and "sspsim-run/1" in err, err
+
+
 def test_trace_disagreeing_with_audit_log_gives_a_verdict_or_exit_2(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A trace with one row removed beside an intact audit.npz: a verdict (exit 1, I0) or exit 2, never a traceback."""
     trace = pd.read_csv(run_copy / "trace.csv")

@@ -179,7 +179,8 @@ def test_kumar_claims_are_computed_from_the_runs(sweep: Path) -> None:
     claims = kumar_claims(runs)["mlp"]
     assert [c.claim.split(" (")[0] for c in claims] == [
         "speedup at 4 machines", "speedup from 1 to 4 machines, lab's DNN app", "same final objective across P and s",
-        "cost of staleness", "layerwise convergence"]
+        "cost of staleness", "layerwise tracking of the serial reference", "layerwise convergence",
+        "convergence of the weights in probability"]
     assert all(c.matches in ("yes", "no", "partly", "n/a") for c in claims)
     speedups = {s: ttt[(1, s)] / ttt[(4, s)] for s in (0, 3)}
     best_s = max(speedups, key=speedups.get)
@@ -187,8 +188,8 @@ def test_kumar_claims_are_computed_from_the_runs(sweep: Path) -> None:
     assert f"s=0: {speedups[0]:.2f}x" in claims[0].measured
     eff = speedups[best_s] / 4
     assert claims[0].matches == ("no" if eff > 1.1 else "yes" if eff >= 0.8 else "partly" if eff >= 0.6 else "no")
-    finals = [r.summary["final_objective"] for r in runs if r.summary["workers"] == 1]
-    assert f"serial final {sorted(finals)[len(finals) // 2]:.4g}" in claims[2].measured
+    assert [c.theorem for c in claims] == ["", "", "kumar2015.same_optimum", "", "kumar2015.layerwise_tracking",
+                                          "kumar2015.layer_gradients", "kumar2015.weights_in_probability"]
     assert "no figure available" in claims[3].paper and "updates" in claims[3].measured
     html = kumar_section(runs)
     assert "<th>sspsim measured</th>" in html and "<th>matches?</th>" in html
@@ -203,6 +204,57 @@ def test_a_sweep_directory_gets_the_kumar_section(sweep: Path, tmp_path: Path) -
     assert "Kumar et al. 2015, arXiv 1512.02728" in html and "<th>sspsim measured</th>" in html
     assert f"sweep {sweep} (6 runs)" in html  # sweep-level verdicts of the sweep directory
     assert len(_imgs(html)) == len(r.figures)
+
+
+CLAIM_CELL = re.compile(r"<strong>(yes|no|partly|n/a)</strong><br>sspsim check (kumar2015\.\w+): ")
+
+
+def _expected(outcomes: list[str]) -> str:
+    """What the claims table must say, given the outcomes `sspsim check` printed for one theorem."""
+    if "violated" in outcomes:
+        return "no"
+    if set(outcomes) == {"holds"}:
+        return "yes"
+    return "n/a" if "holds" not in outcomes else "partly"
+
+
+def _check_json(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, list[str]]:
+    from sspsim.cli import main
+
+    capsys.readouterr()
+    main(["check", str(path), "--json", "--theorem", "kumar2015"])
+    by: dict[str, list[str]] = {}
+    for v in json.loads(capsys.readouterr().out):
+        by.setdefault(v["theorem"], []).append(v["outcome"])
+    return by
+
+
+@pytest.mark.parametrize("case", ["honest", "one cell diverged"])
+def test_report_and_check_agree_on_every_claim(sweep: Path, tmp_path: Path, case: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Every claim cell backed by a check says what `sspsim check` says: yes where it holds, no where it is
+    violated.  The doctored copy's P = 4, s = 3 run ends far above its start, which breaks E1 (same optimum)
+    and E3 (the run diverged); the honest sweep violates nothing."""
+    path = Path(shutil.copytree(sweep, tmp_path / "sweep"))
+    if case == "one cell diverged":
+        evals_file = path / "count=4_staleness=3" / "evals.csv"
+        ev = pd.read_csv(evals_file)
+        ev.loc[ev.index[-(len(ev) // 2):], "objective"] = 2 * ev["objective"].iloc[0]
+        ev.to_csv(evals_file, index=False)
+    outcomes = _check_json(path, capsys)
+    every = [o for found in outcomes.values() for o in found]
+    if case == "one cell diverged":
+        assert outcomes["kumar2015.same_optimum"] == ["violated"] and "violated" in outcomes["kumar2015.layer_gradients"]
+    else:
+        assert "violated" not in every and "holds" in every
+    html = make_report([path], tmp_path / "k.html").path.read_text()
+    cells = {theorem: said for said, theorem in CLAIM_CELL.findall(html)}
+    assert set(cells) == set(outcomes) == {"kumar2015.same_optimum", "kumar2015.layerwise_tracking",
+                                           "kumar2015.layer_gradients", "kumar2015.weights_in_probability"}
+    for theorem, said in cells.items():
+        assert said == _expected(outcomes[theorem]), (theorem, said, outcomes[theorem])
+    claims = {c.theorem: c.matches for c in kumar_claims(sspsim.read_runs(path))["mlp"] if c.theorem}
+    assert claims == cells
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -141,3 +141,79 @@ def test_summary_trace_mode_matches_full(tmp_path: Path) -> None:
     a, b = dict(full.summary), dict(short.summary)
     a.pop("wall_time"), b.pop("wall_time")
     assert a == b
+
+
+# -- the one reader: read_runs and format ------------------------------------------------------------
+
+def _small(seed: int) -> sspsim.Config:
+    return _config(run={"seed": seed, "clocks": 3})
+
+
+def test_read_runs_of_a_run_directory(tmp_path: Path) -> None:
+    """read_runs on a run directory gives that one run."""
+    sspsim.simulate(_small(1), tmp_path / "run")
+    runs = sspsim.read_runs(tmp_path / "run")
+    assert [r.path for r in runs] == [tmp_path / "run"] and runs[0].meta["seed"] == 1
+
+
+def test_read_runs_follows_sweep_json_order(tmp_path: Path) -> None:
+    """A sweep directory's runs come back in sweep.json order, not name order; unlisted folders are not runs of it."""
+    from sspsim.rundir import SWEEP_FORMAT
+
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        sspsim.simulate(_small(seed), tmp_path / "sweep" / name)
+    rows = [{"name": n, "path": n} for n in ("c", "a")]
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"format": SWEEP_FORMAT, "runs": rows}))
+    assert [r.meta["seed"] for r in sspsim.read_runs(tmp_path / "sweep")] == [3, 1]
+    (tmp_path / "sweep" / "sweep.json").unlink()  # a plain folder of runs: name order
+    assert [r.meta["seed"] for r in sspsim.read_runs(tmp_path / "sweep")] == [1, 2, 3]
+
+
+def test_read_runs_errors(tmp_path: Path) -> None:
+    """Missing paths, empty folders, a sweep.json naming a missing run or of another format: one-line InputError."""
+    with pytest.raises(sspsim.InputError, match="not found"):
+        sspsim.read_runs(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(sspsim.InputError, match="neither a run directory"):
+        sspsim.read_runs(tmp_path / "empty")
+    sweep = tmp_path / "sweep"
+    sspsim.simulate(_small(1), sweep / "a")
+    (sweep / "sweep.json").write_text(json.dumps({"format": "sspsim-sweep/1", "runs": [{"path": "a"}, {"path": "gone"}]}))
+    with pytest.raises(sspsim.InputError, match="gone.*not found"):
+        sspsim.read_runs(sweep)
+    (sweep / "sweep.json").write_text(json.dumps({"format": "sspsim-sweep/2", "runs": [{"path": "a"}]}))
+    with pytest.raises(sspsim.InputError, match=r"sweep.json format = 'sspsim-sweep/2': must be sspsim-sweep/1") as err:
+        sspsim.read_runs(sweep)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("found", ["sspsim-run/2", "sspsim-run/10", "other-run/1", None, 1])
+def test_read_run_checks_the_format(tmp_path: Path, found: object) -> None:
+    """run.json with an unknown or missing major format is refused in one line naming the field; 1.x is read."""
+    sspsim.simulate(_small(1), tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    if found is None:
+        del meta["format"]
+    else:
+        meta["format"] = found
+    (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(sspsim.InputError, match=r"run.json format = .*: must be sspsim-run/1") as err:
+        sspsim.read_run(tmp_path / "run")
+    assert "\n" not in str(err.value)
+    meta["format"] = "sspsim-run/1.3"  # a minor revision of the same major format stays readable
+    (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
+    assert sspsim.read_run(tmp_path / "run").meta["seed"] == 1
+
+
+def test_one_metadata_builder_for_both_backends() -> None:
+    """run_meta gives every backend's run.json the same leading fields, with the backend's extras after."""
+    from sspsim.rundir import FORMAT, run_meta
+
+    cfg = _small(4)
+    sim = run_meta(cfg, backend="sim", problem={"n_params": 6}, summary={"x": 1})
+    real = run_meta(cfg, backend="real", problem={"n_params": 6}, extra_versions={"torch": "9"}, engine="ps", status="running")
+    for meta in (sim, real):
+        assert meta["format"] == FORMAT and meta["seed"] == 4 and meta["config"] == cfg.to_dict()
+        assert {"python", "numpy", "sspsim"} <= set(meta["versions"])
+    assert sim["backend"] == "sim" and sim["summary"] == {"x": 1}
+    assert real["backend"] == "real" and real["versions"]["torch"] == "9" and real["engine"] == "ps"

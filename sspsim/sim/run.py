@@ -11,7 +11,7 @@ import numpy as np
 from sspsim.config import Config
 from sspsim.errors import ConfigError
 from sspsim.problems import make_problem, problem_facts
-from sspsim.rundir import FORMAT, Run, versions, write_run
+from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
@@ -87,15 +87,7 @@ def simulate(
     summary = summarize(rec, evals, target=config.run.target, message_cost=cost)
     summary["engine"] = engine
     summary["wall_time"] = wall
-    meta = {
-        "format": FORMAT,
-        "backend": "sim",
-        "seed": config.run.seed,
-        "config": config.to_dict(),
-        "problem": problem_facts(problem, cost),
-        "versions": versions(),
-        "summary": summary,
-    }
+    meta = run_meta(config, backend="sim", problem=problem_facts(problem, cost), summary=summary)
     trace = trace_table(rec) if config.run.trace == "full" else None
     audit_arrays = None if audit is None else _audit_arrays(audit, rec)
     if out is None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from sspsim import outdir
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
-from sspsim.rundir import jsonable
+from sspsim.rundir import SWEEP_FORMAT, jsonable
 from sspsim.sim.run import simulate
 
 __all__ = ["PROGRESS", "SWEEP_FILE", "SweepInterrupted", "SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
@@ -240,7 +240,7 @@ def _run_points(
         raise SweepInterrupted(f"interrupted: {kept}") from None
     ordered = [rows[p.name] for p in points]
     tmp = out / f"{SWEEP_FILE}.tmp"
-    tmp.write_text(json.dumps(jsonable({"format": "sspsim-sweep/1", "runs": ordered}), indent=2) + "\n")
+    tmp.write_text(json.dumps(jsonable({"format": SWEEP_FORMAT, "runs": ordered}), indent=2) + "\n")
     os.replace(tmp, out / SWEEP_FILE)
     outdir.write_marker(out, "sweep", complete=True, points=key)
     (out / PROGRESS).unlink(missing_ok=True)  # sweep.json holds every row now
