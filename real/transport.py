@@ -83,7 +83,7 @@ class ServerHeader:
 
 
 Header = WorkerHeader | ServerHeader
-_SENDER_OF = {Kind.HELLO: WorkerHeader, Kind.PUSH: WorkerHeader, Kind.LAST: WorkerHeader,
+_SENDER_OF: dict[Kind, type[WorkerHeader] | type[ServerHeader]] = {Kind.HELLO: WorkerHeader, Kind.PUSH: WorkerHeader, Kind.LAST: WorkerHeader,
               Kind.READ: ServerHeader, Kind.DONE: ServerHeader, Kind.STOP: ServerHeader}
 _CASTS = {cls: [{"Kind": Kind, "int": int, "float": float}[f.type] for f in fields(cls)]  # type: ignore[index]
           for cls in (WorkerHeader, ServerHeader)}

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, TypeAlias, TypeVar, cast
 
 import numpy as np
 
@@ -118,8 +118,8 @@ def read_cutoff(policy: str, iteration: Clocks, staleness: Staleness, min_clock:
         return min_clock
     need = guaranteed_clock(iteration, staleness)
     if isinstance(need, np.ndarray):
-        return np.maximum(need, 0).astype(np.int64)
-    return int(max(0, need))
+        return cast(Clocks, np.maximum(need, 0).astype(np.int64))
+    return cast(Clocks, int(max(0, need)))
 
 
 def read_visible(cutoff: Clocks, iteration: Clocks, workers: int) -> Clocks:

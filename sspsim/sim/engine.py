@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 import simpy
-from simpy.events import PENDING, Event
+from simpy.events import PENDING, Event, EventPriority
 
 from sspsim.config import Config
 from sspsim.optimizer import StepSize
@@ -34,7 +34,7 @@ from sspsim.trace import Recording
 
 __all__ = ["Audit", "LateEvent", "simulate_events"]
 
-_AFTER_SAME_TIME = 2  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
+_AFTER_SAME_TIME = EventPriority(2)  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
 
 
 class LateEvent(Event):
