@@ -206,8 +206,8 @@ class Server:
         return 1
 
     def _stop_workers(self) -> None:
-        """Tell every unfinished worker to stop, best effort: on a daemon thread, because a send
-        to a worker that hangs may never complete (under torchrun the launcher ends them anyway)."""
+        """Tell every unfinished worker to stop (STOP), best effort: on a daemon thread, because a
+        send to a worker that hangs may never complete (under torchrun the launcher ends them anyway)."""
         left = [p for p in range(self.P) if p not in self.done]
 
         def stop() -> None:

@@ -48,8 +48,9 @@ def pick_device(setting: str, local_rank: int) -> torch.device:
 
 
 class Worker:
-    """One worker's loop; exit status 0 when it pushed its last clock (or had before a resume),
-    1 when the server stopped it.
+    """One worker's loop.  Exit status 0 when it pushed its last clock, had before a resume, or
+    the server stopped the run: the server reports the run's outcome and why, and under torchrun
+    the first process to fail is what the launcher names, so a stopped worker must not fail first.
 
     ``worker`` is the index 0..P-1; its rank on ``transport`` is ``worker + 1`` (the server is
     rank 0).  ``problem`` is built from the config unless given.
@@ -111,7 +112,7 @@ class Worker:
             if kind is Kind.LAST:
                 return 0
             header, params = self._receive()
-        return 0 if header.kind is Kind.DONE else 1  # DONE: finished before a resume; STOP: stopped
+        return 0  # DONE (finished before a resume) or STOP (the server ended the run)
 
     def _receive(self) -> tuple[ServerHeader, np.ndarray]:
         """The server's next message: its header and payload (a READ's parameters)."""

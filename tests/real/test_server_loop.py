@@ -176,13 +176,14 @@ def test_bsp_lazy_loop_reproduces_the_simulator_trajectory(tmp_path: Path) -> No
 
 def test_worker_that_goes_silent_is_reported_and_the_others_are_stopped(tmp_path: Path) -> None:
     """Worker 1 stops talking at clock 3: after real.timeout the run is written incomplete naming
-    it, and the workers held at the gate behind it are told to stop (exit 1)."""
+    it, and the workers held at the gate behind it are told to stop (their threads end, exit 0:
+    the failure is the server's to report)."""
     code, workers = _run(_config(real__timeout="0.5"), tmp_path / "run", silent={1: 3})
     assert code == 1
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "incomplete"
     assert meta["reason"] == "lost a worker: worker 1 sent nothing for 0.5 s during an iteration (real.timeout)"
-    assert workers == {0: 1, 1: "silent", 2: 1}
+    assert workers == {0: 0, 1: "silent", 2: 0}
     committed = meta["summary"]["iterations_committed"]
     assert 2 * 3 <= committed < 3 * 10
 
@@ -193,4 +194,4 @@ def test_worker_that_never_reports_in_is_named(tmp_path: Path) -> None:
     assert code == 1
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "incomplete" and "worker 2 never reported in within 0.3 s" in meta["reason"]
-    assert workers == {0: 1, 1: 1}
+    assert workers == {0: 0, 1: 0}
