@@ -35,9 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, TypeAlias, TypeVar, cast
-
-import numpy as np
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from sspsim.errors import ProtocolError
 
@@ -93,8 +91,9 @@ def may_begin(iteration: int, min_clock: int, staleness: Staleness) -> bool:
     return min_clock >= guaranteed_clock(iteration, staleness)
 
 
-Clocks = TypeVar("Clocks", int, np.ndarray)
-"""A clock, or an array of clocks (the batch schedule works on whole arrays at once)."""
+Clocks = TypeVar("Clocks", int, Any)
+"""A clock, or a numpy array of clocks (the batch schedule works on whole arrays at once).
+Typed loosely on purpose: this module stays free of numpy, arrays are used by duck typing."""
 
 
 def read_cutoff(policy: str, iteration: Clocks, staleness: Staleness, min_clock: Clocks) -> Clocks:
@@ -111,15 +110,16 @@ def read_cutoff(policy: str, iteration: Clocks, staleness: Staleness, min_clock:
     0
     >>> read_cutoff("push", 5, 3, min_clock=4)
     4
+    >>> import numpy as np
     >>> read_cutoff("lazy", np.array([1, 4, 6]), 2, min_clock=np.array([0, 3, 5])).tolist()
     [0, 1, 3]
     """
     if policy != "lazy":
         return min_clock
     need = guaranteed_clock(iteration, staleness)
-    if isinstance(need, np.ndarray):
-        return cast(Clocks, np.maximum(need, 0).astype(np.int64))
-    return cast(Clocks, int(max(0, need)))
+    if isinstance(need, (int, float)):
+        return cast(Clocks, int(max(0, need)))
+    return cast(Clocks, need.clip(0).astype(int))  # a numpy array, element-wise
 
 
 def read_visible(cutoff: Clocks, iteration: Clocks, workers: int) -> Clocks:
@@ -143,6 +143,7 @@ def read_count(cutoff: Clocks, iteration: Clocks, workers: int) -> Clocks:
 
     >>> read_count(2, 5, workers=3)
     8
+    >>> import numpy as np
     >>> read_count(np.array([0, 2]), np.array([1, 5]), workers=3).tolist()
     [0, 8]
     """
