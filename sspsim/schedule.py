@@ -75,7 +75,8 @@ def batch_schedule(
     rank[order] = np.arange(1, flat.size + 1)
     rec.commit_index[:] = rank.reshape(workers, clocks)
     clock = np.arange(1, clocks + 1)[None, :]
-    min_clock = np.searchsorted(M[1:], admit, side="right")  # clocks complete at admission
+    # the slowest committed clock at each admission (a lazy read does not depend on it: skip the search)
+    min_clock = 0 if read_policy == "lazy" else np.searchsorted(M[1:], admit, side="right")
     cutoff = read_cutoff(read_policy, clock, staleness, min_clock)
     rec.visible[:] = read_visible(cutoff, clock, workers)
     if read_policy == "eager":

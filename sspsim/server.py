@@ -108,14 +108,14 @@ class ParameterServer:
         table = self.table
         table.begin(worker)
         c = table.clock(worker) + 1
-        complete = read_cutoff(self.policy, c, self.staleness, table.min_clock)
-        visible = read_visible(complete, c, self.workers)
+        whole = read_cutoff(self.policy, c, self.staleness, table.min_clock)  # clocks the read holds whole
+        visible = read_visible(whole, c, self.workers)
         if self.policy == "eager":  # a prefix of the commit order: every commit so far
             cutoff, prefix = -1, self.commits
             updates = self.commits
             params = None if self.x is None else (self.x.copy() if copy else self.x)
         else:
-            cutoff, prefix = complete, -1
+            cutoff, prefix = whole, -1
             updates = read_count(cutoff, c, self.workers)
             params = self._compose(worker, cutoff) if self._keeps_own else None
         self._read_updates[worker] = updates
