@@ -107,15 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     if baseline:
         from sspsim.real.ddp import train_ddp
 
-        code = train_ddp(config, args.out, device=device, hardware=hardware)
-    elif rank == 0:
+        return train_ddp(config, args.out, device=device, hardware=hardware)
+    from sspsim.problems import make_problem
+    from sspsim.real.transport import GlooTransport
+
+    problem = make_problem(config.problem, config.problem_seed)
+    transport = GlooTransport(problem.n_params)
+    if rank == 0:
         from sspsim.real.server import Server
 
-        code = Server(config, args.out, facts=hardware, resume=args.resume).run()
+        code = Server(config, args.out, facts=hardware, transport=transport, resume=args.resume, problem=problem).run()
     else:
         from sspsim.real.worker import Worker
 
-        code = Worker(config, worker_index, device, clock_offset=offset).run()
+        code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
     return code  # no destroy_process_group: the server's receiving thread may still sit in Gloo
 
 

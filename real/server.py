@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,18 +19,17 @@ import numpy as np
 
 from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
 from sspsim.real.rundir import RealRun
-from sspsim.real.transport import HELLO, LAST, PUSH, READ, GlooTransport
+from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
-from sspsim.problems import make_problem, problem_facts
+from sspsim.problems import Problem, make_problem, problem_facts
 from sspsim.server import ParameterServer
 from sspsim.ssp import Proceed
 from sspsim.trace import Recording
 
-__all__ = ["DONE", "Server"]
+__all__ = ["Server"]
 
-DONE = 3.0  # server -> worker: nothing left to do (a resumed run whose worker had finished)
 POLL = 0.2  # seconds between checks for dead workers while no message arrives
 
 
@@ -38,15 +38,23 @@ class Terminated(Exception):
 
 
 class Server:
-    """Serve reads and commit updates until every worker has pushed its last clock."""
+    """Serve reads and commit updates until every worker has pushed its last clock.
 
-    def __init__(self, config: Config, out: Path, *, facts: dict[str, Any], resume: bool = False) -> None:
+    ``transport`` carries the messages: a :class:`~sspsim.real.transport.GlooTransport` under
+    torchrun, an :class:`~sspsim.real.transport.InProcessTransport` when the workers are threads.
+    Workers are ranks 1..P of it.  ``problem`` is built from the config unless given.
+    """
+
+    def __init__(
+        self, config: Config, out: Path, *, facts: dict[str, Any], transport: Transport,
+        resume: bool = False, problem: Problem | None = None,
+    ) -> None:
         self.config = config
         self.out = Path(out)
         self.P, self.C = config.workers.count, config.run.clocks
-        self.problem = make_problem(config.problem, config.problem_seed)
+        self.problem = problem if problem is not None else make_problem(config.problem, config.problem_seed)
         self.math = self.problem.has_math
-        self.transport = GlooTransport(self.problem.n_params)
+        self.transport = transport
         x0 = self.problem.initial_params() if self.math else None
         self.server = ParameterServer(
             x0, workers=self.P, staleness=config.consistency.staleness, read_policy=config.consistency.read_policy,
@@ -74,7 +82,8 @@ class Server:
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
         """Exit status: 0 complete, 1 incomplete (the reason is in run.json)."""
-        previous = {sig: signal.signal(sig, self._terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
+        on_main = threading.current_thread() is threading.main_thread()  # only there can Python handle signals
+        previous = {sig: signal.signal(sig, self._terminate) for sig in (signal.SIGTERM, signal.SIGINT)} if on_main else {}
         try:
             self.run_dir.mark_running(resumed_from=self.resumed_from)
             if not self.snapshots:
@@ -105,23 +114,26 @@ class Server:
                 if missing and now - started > timeout:
                     raise ConnectionError(f"worker {missing[0]} never reported in within {timeout:g} s (real.timeout)")
                 continue
-            p, kind = msg.source - 1, msg.header[0]
-            if kind == HELLO:
+            p, header = msg.source - 1, msg.header
+            if not isinstance(header, WorkerHeader) or not 0 <= p < self.P:
+                raise ConnectionError(f"rank {msg.source} sent {header.kind.name}, not a worker's message")
+            kind = header.kind
+            if kind is Kind.HELLO:
                 self.greeted.add(p)
-            if kind in (PUSH, LAST):
+            if kind in (Kind.PUSH, Kind.LAST):
                 self._commit(p, msg, now)
-            if kind == LAST:
+            if kind is Kind.LAST:
                 self.done.add(p)
-            if kind in (HELLO, PUSH):
+            if kind in (Kind.HELLO, Kind.PUSH):
                 self.request_time[p] = now
                 if self.server.table.clock(p) >= self.C:  # resumed after this worker had finished
-                    self.transport.send(msg.source, [DONE], None)
+                    self.transport.send(msg.source, ServerHeader(Kind.DONE))
                     self.done.add(p)
                 elif isinstance(self.server.admit(p), Proceed):
                     self._serve(p)
                 else:
                     self.server.hold(p)
-            if kind in (PUSH, LAST):
+            if kind in (Kind.PUSH, Kind.LAST):
                 self.busy.append(time.time() - now)
 
     def _serve(self, p: int) -> None:
@@ -131,11 +143,14 @@ class Server:
         self.read_info[p] = (rel, read.visible_clock, read.updates)
         self.rec.wait[p, read.iteration - 1] = now - self.request_time[p]
         self.outstanding[p] = now
-        self.transport.send(p + 1, [READ, read.iteration, rel, read.visible_clock, read.updates, now], read.params)
+        header = ServerHeader(Kind.READ, clock=read.iteration, read_time=rel, visible_clock=read.visible_clock,
+                              read_updates=read.updates, server_now=now)
+        self.transport.send(p + 1, header, read.params)
 
-    def _commit(self, p: int, msg, now: float) -> None:  # type: ignore[no-untyped-def]
+    def _commit(self, p: int, msg: Message, now: float) -> None:
         header = msg.header
-        c = int(header[2])
+        assert isinstance(header, WorkerHeader)
+        c = header.clock
         expected = self.server.table.clock(p) + 1
         if c != expected:
             raise ConnectionError(f"worker {p} pushed clock {c} while the server expected {expected}")
@@ -145,16 +160,16 @@ class Server:
         i = c - 1
         rec = self.rec
         rec.admit[p, i] = read_rel
-        rec.start[p, i] = float(header[5]) - self.t0
+        rec.start[p, i] = header.start_time - self.t0
         rec.commit[p, i] = now - self.t0
-        rec.compute[p, i] = float(header[4])
-        self.real_compute[p, i] = float(header[6])
+        rec.compute[p, i] = header.compute_time
+        self.real_compute[p, i] = header.real_compute
         rec.visible[p, i] = visible
         rec.read_updates[p, i] = updates
         rec.commit_index[p, i] = done.index
         rec.update_staleness[p, i] = done.update_staleness
         rec.step[p, i] = done.step if self.math else math.nan
-        rec.loss[p, i] = float(header[3]) if self.math else math.nan
+        rec.loss[p, i] = header.loss if self.math else math.nan
         self.committed[p, i] = True
         for q in done.released:
             self._serve(q)
@@ -197,7 +212,22 @@ class Server:
     def _fail(self, reason: str) -> int:
         self.run_dir.write(self.rec, self.committed, self._evals(), status="incomplete", reason=reason,
                            wall=time.time() - self.t0, extra={"real_compute_time": self.real_compute}, **self._facts())
+        self._stop_workers()
         return 1
+
+    def _stop_workers(self) -> None:
+        """Tell every unfinished worker to stop (STOP), best effort: on a daemon thread, because a
+        send to a worker that hangs may never complete (under torchrun the launcher ends them anyway)."""
+        left = [p for p in range(self.P) if p not in self.done]
+
+        def stop() -> None:
+            for p in left:
+                try:
+                    self.transport.send(p + 1, ServerHeader(Kind.STOP))
+                except Exception:  # noqa: BLE001 - the worker is gone: nothing to tell
+                    pass
+
+        threading.Thread(target=stop, name="sspsim-stop", daemon=True).start()
 
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self, now: float) -> dict[str, Any]:

@@ -1,103 +1,153 @@
-"""Messages between the server (rank 0) and the workers (ranks 1..P), over Gloo point-to-point.
+"""Messages between the server (rank 0) and the workers (ranks 1..P), and the data planes that
+carry them.
 
-Every message is one float64 CPU tensor of fixed length ``HEADER + n_params``: Gloo's
-any-source receive needs a buffer of known size, and one message per direction per iteration
-keeps the server's work per iteration to one receive and one send.  GPU tensors are staged
-through the CPU (Gloo point-to-point aborts on CUDA tensors).
-
-Worker -> server, header fields (then the gradient):
-    kind (HELLO / PUSH / LAST), worker, clock, loss, compute_time, start_time, real_compute, sent
-Server -> worker, header fields (then the parameters):
-    kind (READ / STOP), clock, read_time, visible_clock, read_updates, server_now, 0, 0
+Every message is one float64 vector of fixed length ``HEADER + n_params``: Gloo's any-source
+receive needs a buffer of known size, and one message per direction per iteration keeps the
+server's work per iteration to one receive and one send.  The first ``HEADER`` floats are a
+typed header, :class:`WorkerHeader` (worker -> server) or :class:`ServerHeader` (server ->
+worker), chosen by its :class:`Kind`; the rest is the payload (gradient or parameters).
+:func:`encode` and :func:`decode` are the only code that knows the layout.
 
 The server reads the gradient of a PUSH, commits it, and answers the same message's request
-for the next read when the gate allows.  ``Transport`` is the seam another data plane (e.g.
-``torch.distributed.rpc``) would implement; a sharded server would carry a parameter range.
+for the next read when the gate allows.  :class:`Transport` is what the server and worker loops
+are given: :class:`GlooTransport` under torchrun, :class:`InProcessTransport` for threads in one
+process (tests).  Another data plane (e.g. ``torch.distributed.rpc``) would implement the same
+four methods; a sharded server would carry a parameter range.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import astuple, dataclass, fields
+from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 __all__ = [
     "HEADER",
-    "HELLO",
-    "LAST",
-    "PUSH",
-    "READ",
-    "STOP",
     "GlooTransport",
+    "Header",
+    "InProcessHub",
+    "InProcessTransport",
+    "Kind",
     "Message",
+    "ServerHeader",
     "Transport",
+    "WorkerHeader",
+    "decode",
+    "encode",
 ]
 
 HEADER = 8
-HELLO, PUSH, LAST = 1.0, 2.0, 3.0  # worker -> server
-READ, STOP = 1.0, 2.0  # server -> worker
+"""Floats reserved for the header at the start of every message."""
+
+
+class Kind(IntEnum):
+    """What a message is; the first header float."""
+
+    HELLO = 1  # worker -> server: ready, send my first read
+    PUSH = 2  # worker -> server: the gradient of clock ``clock``; send my next read
+    LAST = 3  # worker -> server: the gradient of my last clock; I am finished
+    READ = 4  # server -> worker: parameters for iteration ``clock``
+    DONE = 5  # server -> worker: nothing left to do (a resumed run whose worker had finished)
+    STOP = 6  # server -> worker: stop now
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHeader:
+    """Worker -> server (HELLO, PUSH, LAST).  Times are seconds in the server's ``time.time()``."""
+
+    kind: Kind
+    worker: int
+    clock: int = 0
+    loss: float = 0.0
+    compute_time: float = 0.0  # the iteration's whole duration, injected delay included
+    start_time: float = 0.0
+    real_compute: float = 0.0  # the measured computation alone
+    sent: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHeader:
+    """Server -> worker (READ, DONE, STOP)."""
+
+    kind: Kind
+    clock: int = 0  # the iteration this read is for
+    read_time: float = 0.0  # seconds since the run started
+    visible_clock: int = 0
+    read_updates: int = 0
+    server_now: float = 0.0  # the server's time.time() when it sent the read
+
+
+Header = WorkerHeader | ServerHeader
+_SENDER_OF: dict[Kind, type[WorkerHeader] | type[ServerHeader]] = {Kind.HELLO: WorkerHeader, Kind.PUSH: WorkerHeader, Kind.LAST: WorkerHeader,
+              Kind.READ: ServerHeader, Kind.DONE: ServerHeader, Kind.STOP: ServerHeader}
+_CASTS = {cls: [{"Kind": Kind, "int": int, "float": float}[f.type] for f in fields(cls)]  # type: ignore[index]
+          for cls in (WorkerHeader, ServerHeader)}
+assert all(len(casts) <= HEADER for casts in _CASTS.values())
 
 
 @dataclass
 class Message:
-    """A received message: who sent it, its header, its payload (a view into the buffer)."""
+    """A received message: the sender's rank, its header, its payload (a view into the buffer)."""
 
     source: int
-    header: np.ndarray
+    header: Header
     payload: np.ndarray
 
 
-class Transport(Protocol):
-    """What the server and workers need from a data plane."""
+def encode(header: Header, payload: np.ndarray | None, n_params: int) -> np.ndarray:
+    """The wire form: ``HEADER + n_params`` float64, header fields in declaration order, zero-padded.
 
-    def send(self, dst: int, header: list[float], payload: np.ndarray | None) -> None: ...
+    >>> encode(ServerHeader(Kind.READ, clock=2), np.array([0.5]), 1).tolist()
+    [4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]
+    """
+    buf = np.zeros(HEADER + n_params)
+    values = astuple(header)
+    buf[: len(values)] = values
+    if payload is not None:
+        buf[HEADER:] = payload
+    return buf
+
+
+def decode(source: int, buf: np.ndarray) -> Message:
+    """A :class:`Message` from a wire buffer (the payload is a view into ``buf``).
+
+    >>> decode(1, encode(WorkerHeader(Kind.PUSH, worker=0, clock=3, loss=0.25), None, 2)).header
+    WorkerHeader(kind=<Kind.PUSH: 2>, worker=0, clock=3, loss=0.25, compute_time=0.0, start_time=0.0, real_compute=0.0, sent=0.0)
+    """
+    kind = Kind(int(buf[0]))
+    cls = _SENDER_OF[kind]
+    header = cls(*(cast(v) for cast, v in zip(_CASTS[cls], buf[:HEADER].tolist())))
+    return Message(source, header, buf[HEADER:])
+
+
+class Transport(Protocol):
+    """What the server and worker loops need from a data plane.
+
+    ``send`` and ``recv_from`` are point-to-point and blocking; the server additionally
+    receives from any worker with ``start_receiving`` then ``next_message``.  A failed or
+    closed connection raises :class:`ConnectionError`.
+    """
+
+    def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None: ...
 
     def recv_from(self, src: int) -> Message: ...
 
+    def start_receiving(self) -> None: ...
 
-class GlooTransport:
-    """Blocking Gloo send/recv of fixed-size float64 messages; the server receives from any worker
-    on a background thread so its main loop can time out, notice dead workers and handle signals."""
+    def next_message(self, timeout: float) -> Message | None: ...
 
-    def __init__(self, n_params: int) -> None:
-        self.n_params = n_params
-        self.size = HEADER + n_params
+
+class _AnySource:
+    """The server side shared by both transports: received messages queue up for the main loop,
+    which waits with a timeout so it can notice dead workers and handle signals."""
+
+    def __init__(self) -> None:
         self._inbox: queue.Queue[Message | BaseException] = queue.Queue()
-        self._pump: threading.Thread | None = None
-
-    def send(self, dst: int, header: list[float], payload: np.ndarray | None) -> None:
-        buf = torch.zeros(self.size, dtype=torch.float64)
-        buf[: len(header)] = torch.tensor(header, dtype=torch.float64)
-        if payload is not None:
-            buf[HEADER:] = torch.as_tensor(payload, dtype=torch.float64)
-        dist.send(buf, dst=dst)
-
-    def recv_from(self, src: int) -> Message:
-        buf = torch.empty(self.size, dtype=torch.float64)
-        dist.recv(buf, src=src)
-        data = buf.numpy()
-        return Message(src, data[:HEADER], data[HEADER:])
-
-    # -- server side: any-source receive on a thread --------------------------------------
-    def start_receiving(self) -> None:
-        def pump() -> None:
-            while True:
-                buf = torch.empty(self.size, dtype=torch.float64)
-                try:
-                    src = dist.recv(buf)
-                except BaseException as exc:  # noqa: BLE001 - hand every failure to the main loop
-                    self._inbox.put(exc)
-                    return
-                data = buf.numpy()
-                self._inbox.put(Message(int(src), data[:HEADER], data[HEADER:]))
-
-        self._pump = threading.Thread(target=pump, name="sspsim-recv", daemon=True)
-        self._pump.start()
 
     def next_message(self, timeout: float) -> Message | None:
         """The next message from any worker, or None after ``timeout`` seconds."""
@@ -108,3 +158,118 @@ class GlooTransport:
         if isinstance(item, BaseException):
             raise ConnectionError(f"receive failed: {item}") from item
         return item
+
+
+class GlooTransport(_AnySource):
+    """Blocking Gloo send/recv of fixed-size float64 CPU tensors; the server receives from any
+    worker on a background thread.  Buffers are always host memory: Gloo point-to-point aborts
+    on CUDA tensors, so GPU results reach :meth:`send` as numpy arrays."""
+
+    def __init__(self, n_params: int) -> None:
+        super().__init__()
+        self.n_params = n_params
+        self.size = HEADER + n_params
+        self._pump: threading.Thread | None = None
+
+    def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None:
+        import torch
+        import torch.distributed as dist
+
+        dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst)
+
+    def recv_from(self, src: int) -> Message:
+        import torch
+        import torch.distributed as dist
+
+        buf = torch.empty(self.size, dtype=torch.float64)
+        dist.recv(buf, src=src)
+        return decode(src, buf.numpy())
+
+    def start_receiving(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        def pump() -> None:
+            while True:
+                buf = torch.empty(self.size, dtype=torch.float64)
+                try:
+                    src = dist.recv(buf)
+                except BaseException as exc:  # noqa: BLE001 - hand every failure to the main loop
+                    self._inbox.put(exc)
+                    return
+                self._inbox.put(decode(int(src), buf.numpy()))
+
+        self._pump = threading.Thread(target=pump, name="sspsim-recv", daemon=True)
+        self._pump.start()
+
+
+_CLOSED: tuple[int, np.ndarray] = (-1, np.empty(0))  # sentinel: the hub was closed
+
+
+class InProcessHub:
+    """The wires between ranks 0..world-1 living as threads of one process: a queue per rank."""
+
+    def __init__(self, world: int, n_params: int, *, timeout: float | None = None) -> None:
+        self.world = world
+        self.n_params = n_params
+        self.timeout = timeout
+        self.queues: list[queue.Queue[tuple[int, np.ndarray]]] = [queue.Queue() for _ in range(world)]
+
+    def endpoint(self, rank: int) -> InProcessTransport:
+        """The transport that rank ``rank`` uses."""
+        return InProcessTransport(self, rank)
+
+    def close(self) -> None:
+        """End every rank's any-source receiving thread."""
+        for q in self.queues:
+            q.put(_CLOSED)
+
+
+class InProcessTransport(_AnySource):
+    """One rank's end of an :class:`InProcessHub`, with the Gloo transport's semantics.
+
+    A send copies the encoded buffer into the receiver's queue (so no memory is shared, as
+    over a wire); ``recv_from(src)`` takes the next message from ``src``, leaving others for
+    later; the any-source receive of rank 0 moves messages in arrival order to the main loop.
+    A receive that waits longer than the hub's ``timeout`` raises :class:`ConnectionError`.
+    """
+
+    def __init__(self, hub: InProcessHub, rank: int) -> None:
+        super().__init__()
+        self.hub = hub
+        self.rank = rank
+        self._early: deque[tuple[int, np.ndarray]] = deque()  # received from other sources while waiting
+
+    def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None:
+        self.hub.queues[dst].put((self.rank, encode(header, payload, self.hub.n_params)))
+
+    def _get(self) -> tuple[int, np.ndarray]:
+        try:
+            item = self.hub.queues[self.rank].get(timeout=self.hub.timeout)
+        except queue.Empty:
+            raise ConnectionError(f"rank {self.rank} received nothing for {self.hub.timeout:g} s") from None
+        if item is _CLOSED:
+            raise ConnectionError("transport closed")
+        return item
+
+    def recv_from(self, src: int) -> Message:
+        for i, (source, buf) in enumerate(self._early):
+            if source == src:
+                del self._early[i]
+                return decode(source, buf)
+        while True:
+            source, buf = self._get()
+            if source == src:
+                return decode(source, buf)
+            self._early.append((source, buf))
+
+    def start_receiving(self) -> None:
+        def pump() -> None:
+            while True:
+                item = self._early.popleft() if self._early else self.hub.queues[self.rank].get()
+                if item is _CLOSED:
+                    self._inbox.put(ConnectionError("transport closed"))
+                    return
+                self._inbox.put(decode(*item))
+
+        threading.Thread(target=pump, name=f"sspsim-inproc-recv-{self.rank}", daemon=True).start()

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from sspsim.real.models import torch_problem
-from sspsim.real.transport import HELLO, LAST, PUSH, READ, GlooTransport
+from sspsim.real.transport import Kind, ServerHeader, Transport, WorkerHeader
 from sspsim.config import Config
-from sspsim.problems import make_problem
+from sspsim.problems import Problem, make_problem
 from sspsim.sampling import sample_indices
 from sspsim.speeds import base_times, slowdown_factors
 
@@ -48,17 +48,27 @@ def pick_device(setting: str, local_rank: int) -> torch.device:
 
 
 class Worker:
-    """One worker's loop; exit status 0 when it pushed its last clock, 1 when the server stopped it."""
+    """One worker's loop.  Exit status 0 when it pushed its last clock, had before a resume, or
+    the server stopped the run: the server reports the run's outcome and why, and under torchrun
+    the first process to fail is what the launcher names, so a stopped worker must not fail first.
 
-    def __init__(self, config: Config, worker: int, device: torch.device, *, clock_offset: float = 0.0) -> None:
+    ``worker`` is the index 0..P-1; its rank on ``transport`` is ``worker + 1`` (the server is
+    rank 0).  ``problem`` is built from the config unless given.
+    """
+
+    def __init__(
+        self, config: Config, worker: int, device: torch.device, *, transport: Transport,
+        clock_offset: float = 0.0, problem: Problem | None = None,
+    ) -> None:
         self.config = config
         self.offset = -clock_offset  # add to our timestamps to get the server's time
         self.p = worker
         self.device = device
-        problem = make_problem(config.problem, config.problem_seed)
+        if problem is None:
+            problem = make_problem(config.problem, config.problem_seed)
         self.model = torch_problem(problem, device, DTYPES[config.real.dtype]) if problem.has_math else None
         self.n_samples = problem.n_samples
-        self.transport = GlooTransport(problem.n_params)
+        self.transport = transport
         P, C, seed = config.workers.count, config.run.clocks, config.run.seed
         w = config.workers
         if config.real.inject_delays:
@@ -71,12 +81,12 @@ class Worker:
         cfg = self.config
         seed, batch, C = cfg.problem_seed, cfg.problem.batch_size, cfg.run.clocks
         offset = self.offset
-        self.transport.send(0, [HELLO, self.p, 0, 0, 0, 0, 0, time.time() + offset], None)
-        msg = self.transport.recv_from(0)
+        self.transport.send(0, WorkerHeader(Kind.HELLO, self.p, sent=time.time() + offset))
+        header, params = self._receive()
         cuda = self.device.type == "cuda"
         fault = _fault(self.p)
-        while msg.header[0] == READ:
-            c = int(msg.header[1])
+        while header.kind is Kind.READ:
+            c = header.clock
             if fault is not None and fault[0] == c:
                 if fault[1] == "die":
                     os._exit(17)
@@ -84,7 +94,7 @@ class Worker:
             start = time.time()
             loss, grad = 0.0, None
             if self.model is not None:
-                x = torch.as_tensor(msg.payload, device=self.device).to(self.model.dtype)
+                x = torch.as_tensor(params, device=self.device).to(self.model.dtype)
                 loss, g = self.model.loss_grad(x, sample_indices(seed, self.p, c, batch, self.n_samples))
                 grad = g.to(dtype=torch.float64, device="cpu").numpy() if (cuda or g.dtype != torch.float64) else g.numpy()
                 if cuda:
@@ -95,9 +105,18 @@ class Worker:
             if delay > 0:
                 time.sleep(delay)
             compute = time.time() - start
-            kind = LAST if c == C else PUSH
-            self.transport.send(0, [kind, self.p, c, loss, compute, start + offset, real, time.time() + offset], grad)
-            if kind == LAST:
+            kind = Kind.LAST if c == C else Kind.PUSH
+            pushed = WorkerHeader(kind, self.p, clock=c, loss=float(loss), compute_time=compute, start_time=start + offset,
+                                  real_compute=real, sent=time.time() + offset)
+            self.transport.send(0, pushed, grad)
+            if kind is Kind.LAST:
                 return 0
-            msg = self.transport.recv_from(0)
-        return 0 if msg.header[0] == 3.0 else 1  # DONE: finished before a resume; STOP: stopped
+            header, params = self._receive()
+        return 0  # DONE (finished before a resume) or STOP (the server ended the run)
+
+    def _receive(self) -> tuple[ServerHeader, np.ndarray]:
+        """The server's next message: its header and payload (a READ's parameters)."""
+        msg = self.transport.recv_from(0)
+        if not isinstance(msg.header, ServerHeader):
+            raise ConnectionError(f"the server sent {msg.header.kind.name}, a worker's message")
+        return msg.header, msg.payload

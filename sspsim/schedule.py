@@ -11,8 +11,9 @@ reached ``guaranteed_clock(c, s) = c - 1 - s``:
 
 so one pass over the clocks, vectorised over workers, gives the whole schedule in
 O(P x clocks) array work: 10^7 iterations in seconds.  Reads follow from the times too: an
-eager read at instant a sees every commit at or before a, so its visible clock is
-``#{k : M_k <= a}``; a push read (ESSP) sees the same complete clocks.  Only timing comes
+eager read at instant a sees every commit at or before a, so the slowest committed clock then
+is ``#{k : M_k <= a}``, and :func:`~sspsim.ssp.read_cutoff` turns that into what each read
+policy holds (a push read, ESSP, sees the same complete clocks).  Only timing comes
 out of here (problem.kind = "none"); the event simulator (:mod:`sspsim.sim`) handles math and
 server contention, and property tests show both agree on identical draws.
 """
@@ -23,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from sspsim.ssp import Staleness, guaranteed_clock
+from sspsim.ssp import Staleness, guaranteed_clock, read_count, read_cutoff, read_visible
 from sspsim.trace import Recording
 
 __all__ = ["batch_schedule"]
@@ -74,17 +75,14 @@ def batch_schedule(
     rank[order] = np.arange(1, flat.size + 1)
     rec.commit_index[:] = rank.reshape(workers, clocks)
     clock = np.arange(1, clocks + 1)[None, :]
-    if read_policy == "lazy":
-        cutoff = np.maximum(0, guaranteed_clock(clock, staleness)) + np.zeros((workers, 1), dtype=np.int64)
-        rec.visible[:] = clock - 1 if workers == 1 else cutoff
-        rec.read_updates[:] = (workers - 1) * cutoff + (clock - 1)
+    # the slowest committed clock at each admission (a lazy read does not depend on it: skip the search)
+    min_clock = 0 if read_policy == "lazy" else np.searchsorted(M[1:], admit, side="right")
+    cutoff = read_cutoff(read_policy, clock, staleness, min_clock)
+    rec.visible[:] = read_visible(cutoff, clock, workers)
+    if read_policy == "eager":
+        rec.read_updates[:] = _commits_by_admission(flat[order], rec.commit_index, admit, commit, M, staleness)
     else:
-        complete = np.searchsorted(M[1:], admit, side="right")  # clocks complete at admission
-        rec.visible[:] = complete
-        if read_policy == "eager":
-            rec.read_updates[:] = _commits_by_admission(flat[order], rec.commit_index, admit, commit, M, staleness)
-        else:
-            rec.read_updates[:] = (workers - 1) * complete + (clock - 1)
+        rec.read_updates[:] = read_count(cutoff, clock, workers)
     rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
     rec.step[:] = np.nan
     return rec, M

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sspsim.optimizer import Momentum, StepSize, round_robin_index
-from sspsim.ssp import ClockTable, Decision, Staleness, guaranteed_clock
+from sspsim.ssp import ClockTable, Decision, Staleness, read_count, read_cutoff, read_visible
 
 __all__ = ["Commit", "ParameterServer", "Read"]
 
@@ -108,19 +108,15 @@ class ParameterServer:
         table = self.table
         table.begin(worker)
         c = table.clock(worker) + 1
-        if self.policy == "eager":
+        whole = read_cutoff(self.policy, c, self.staleness, table.min_clock)  # clocks the read holds whole
+        visible = read_visible(whole, c, self.workers)
+        if self.policy == "eager":  # a prefix of the commit order: every commit so far
             cutoff, prefix = -1, self.commits
-            visible = table.min_clock
             updates = self.commits
             params = None if self.x is None else (self.x.copy() if copy else self.x)
         else:
-            if self.policy == "lazy":
-                cutoff = max(0, int(guaranteed_clock(c, self.staleness)))
-            else:
-                cutoff = table.min_clock
-            prefix = -1
-            visible = c - 1 if self.workers == 1 else cutoff
-            updates = (self.workers - 1) * cutoff + (c - 1)
+            cutoff, prefix = whole, -1
+            updates = read_count(cutoff, c, self.workers)
             params = self._compose(worker, cutoff) if self._keeps_own else None
         self._read_updates[worker] = updates
         return Read(c, params, visible, c - 1 - visible, updates, prefix, cutoff)

@@ -14,6 +14,12 @@ reference/theorems.md §1 [R]):
 * ``visible_clock`` of a read = min over workers q of the largest k such that q's updates
   1..k are all in the read; ``staleness = (c - 1) - visible_clock`` and the guarantee says
   ``staleness <= s``.
+* **Read rule.**  A ``lazy`` or ``push`` read holds every update of clocks <= its *cutoff*
+  plus the reader's own: lazy reads exactly the guarantee (cutoff ``max(0, c - 1 - s)``, the
+  SSP-legal worst case), push (ESSP, Dai et al. 2015) every completed clock (cutoff = the
+  slowest committed clock).  An ``eager`` read holds every commit so far, so its complete
+  clocks are again the slowest committed clock.  :func:`read_cutoff`, :func:`read_visible`
+  and :func:`read_count` state this once, on ints and numpy arrays alike.
 
 The gate waits for exactly the clock the read guarantee needs: both are
 :func:`guaranteed_clock`.  Nothing in this module reads a clock, sleeps, or knows about
@@ -29,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from sspsim.errors import ProtocolError
 
@@ -42,6 +48,9 @@ __all__ = [
     "Wait",
     "guaranteed_clock",
     "may_begin",
+    "read_count",
+    "read_cutoff",
+    "read_visible",
     "staleness_of",
     "visible_clock",
 ]
@@ -80,6 +89,65 @@ def may_begin(iteration: int, min_clock: int, staleness: Staleness) -> bool:
     True
     """
     return min_clock >= guaranteed_clock(iteration, staleness)
+
+
+Clocks = TypeVar("Clocks", int, Any)
+"""A clock, or a numpy array of clocks (the batch schedule works on whole arrays at once).
+Typed loosely on purpose: this module stays free of numpy, arrays are used by duck typing."""
+
+
+def read_cutoff(policy: str, iteration: Clocks, staleness: Staleness, min_clock: Clocks) -> Clocks:
+    """The clock k such that the read for ``iteration`` holds every update of clocks <= k.
+
+    ``lazy`` reads exactly what the guarantee forces: ``max(0, c - 1 - s)``.  ``push`` (ESSP)
+    and ``eager`` hold every completed clock: ``min_clock``, the slowest committed clock when
+    the read is served (an eager read holds later commits too, but no further complete clock).
+    ``iteration`` and ``min_clock`` may be ints or numpy arrays (broadcast together).
+
+    >>> read_cutoff("lazy", 5, 3, min_clock=4)
+    1
+    >>> read_cutoff("lazy", 3, 3, min_clock=2)   # nothing guaranteed yet
+    0
+    >>> read_cutoff("push", 5, 3, min_clock=4)
+    4
+    >>> import numpy as np
+    >>> read_cutoff("lazy", np.array([1, 4, 6]), 2, min_clock=np.array([0, 3, 5])).tolist()
+    [0, 1, 3]
+    """
+    if policy != "lazy":
+        return min_clock
+    need = guaranteed_clock(iteration, staleness)
+    if isinstance(need, (int, float)):
+        return cast(Clocks, int(max(0, need)))
+    return cast(Clocks, need.clip(0).astype(int))  # a numpy array, element-wise
+
+
+def read_visible(cutoff: Clocks, iteration: Clocks, workers: int) -> Clocks:
+    """``visible_clock`` of a read holding every update of clocks <= ``cutoff`` plus the reader's own.
+
+    Every other worker's prefix is ``cutoff``; the reader's own is ``c - 1`` >= cutoff.  A lone
+    worker has no other: its read holds all its updates.
+
+    >>> read_visible(2, 5, workers=3)
+    2
+    >>> read_visible(2, 5, workers=1)
+    4
+    """
+    return iteration - 1 if workers == 1 else cutoff
+
+
+def read_count(cutoff: Clocks, iteration: Clocks, workers: int) -> Clocks:
+    """Updates in a read holding every update of clocks <= ``cutoff`` plus the reader's own.
+
+    The P - 1 other workers contribute ``cutoff`` each, the reader its ``c - 1`` earlier updates.
+
+    >>> read_count(2, 5, workers=3)
+    8
+    >>> import numpy as np
+    >>> read_count(np.array([0, 2]), np.array([1, 5]), workers=3).tolist()
+    [0, 8]
+    """
+    return (workers - 1) * cutoff + (iteration - 1)
 
 
 def visible_clock(prefixes: Iterator[int] | list[int] | tuple[int, ...]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 from hypothesis.stateful import (
@@ -22,6 +23,9 @@ from sspsim.ssp import (
     Wait,
     guaranteed_clock,
     may_begin,
+    read_count,
+    read_cutoff,
+    read_visible,
     staleness_of,
     visible_clock,
 )
@@ -207,3 +211,54 @@ def test_visible_clock_and_staleness(prefixes: list[int], c: int) -> None:
     assert v == min(prefixes)
     assert staleness_of(c, v) == c - 1 - v
     assert math.isinf(guaranteed_clock(c, INF))
+
+
+@st.composite
+def _reads(draw):  # type: ignore[no-untyped-def]
+    """A reader's iteration c, the other workers' committed clocks (each >= c - 1 - s, as the gate
+    ensures), the staleness bound and the read policy."""
+    s = draw(STALENESS)
+    policy = draw(st.sampled_from(["lazy", "push", "eager"] if s != INF else ["push", "eager"]))
+    c = draw(st.integers(1, 30))
+    low = max(0, c - 1 - s) if s != INF else 0
+    others = draw(st.lists(st.integers(int(low), int(low) + 8), min_size=0, max_size=5))
+    return c, others, s, policy
+
+
+@given(read=_reads())
+def test_read_rule_matches_the_read_set_it_describes(read) -> None:  # type: ignore[no-untyped-def]
+    """Build the read set the rule describes -- every update of clocks <= cutoff of every worker plus
+    the reader's own 1..c-1 -- and count it: its visible clock and size are read_visible and
+    read_count, the cutoff never breaks the guarantee, and lazy serves exactly the guarantee."""
+    c, others, s, policy = read
+    min_clock = min([c - 1, *others])
+    cutoff = read_cutoff(policy, c, s, min_clock)
+    assert isinstance(cutoff, int) and 0 <= cutoff <= min_clock
+    assert cutoff >= guaranteed_clock(c, s)  # the read guarantee: every update of clocks <= c - 1 - s
+    if policy == "lazy":
+        assert cutoff == max(0, c - 1 - s)
+    else:
+        assert cutoff == min_clock
+    workers = 1 + len(others)
+    read_set = {(0, k) for k in range(1, c)} | {(q, k) for q in range(1, workers) for k in range(1, cutoff + 1)}
+    prefixes = [max((k for q2, k in read_set if q2 == q), default=0) for q in range(workers)]
+    assert read_visible(cutoff, c, workers) == visible_clock(prefixes)
+    assert read_count(cutoff, c, workers) == len(read_set)
+    assert staleness_of(c, read_visible(cutoff, c, workers)) <= s
+
+
+@given(
+    clocks=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 40)), min_size=1, max_size=12),
+    s=st.integers(0, 5),
+    policy=st.sampled_from(["lazy", "push", "eager"]),
+    workers=st.integers(1, 4),
+)
+def test_read_rule_on_arrays_is_the_rule_element_wise(clocks, s, policy, workers) -> None:  # type: ignore[no-untyped-def]
+    """The batch schedule's arrays get the same values as the server's ints, as int64 arrays."""
+    c = np.array([it for it, _ in clocks])
+    m = np.array([mc for _, mc in clocks])
+    cutoff = read_cutoff(policy, c, s, m)
+    assert cutoff.dtype == np.int64
+    assert cutoff.tolist() == [read_cutoff(policy, int(a), s, int(b)) for a, b in zip(c, m)]
+    assert read_visible(cutoff, c, workers).tolist() == [read_visible(k, int(a), workers) for k, a in zip(cutoff.tolist(), c)]
+    assert read_count(cutoff, c, workers).tolist() == [read_count(k, int(a), workers) for k, a in zip(cutoff.tolist(), c)]

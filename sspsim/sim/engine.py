@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 import simpy
-from simpy.events import Event
+from simpy.events import PENDING, Event, EventPriority
 
 from sspsim.config import Config
 from sspsim.optimizer import StepSize
@@ -32,17 +32,27 @@ from sspsim.ssp import Proceed
 from sspsim.evaluate import Evaluator
 from sspsim.trace import Recording
 
-__all__ = ["Audit", "simulate_events"]
+__all__ = ["Audit", "LateEvent", "simulate_events"]
 
-_AFTER_SAME_TIME = 2  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
+_AFTER_SAME_TIME = EventPriority(2)  # SimPy pops (time, priority, id); NORMAL = 1, so 2 runs after every NORMAL event
 
 
-def _fire_late(env: simpy.Environment, event: Event) -> Event:
-    """Trigger ``event`` at the current instant, after every ordinary event of that instant."""
-    event._ok = True
-    event._value = None
-    env.schedule(event, priority=_AFTER_SAME_TIME)
-    return event
+class LateEvent(Event):
+    """An event that succeeds late: processed at the current instant, after every ordinary
+    event of that instant.
+
+    :meth:`succeed_late` is SimPy's own :meth:`~simpy.events.Event.succeed` with a lower
+    priority; like SimPy's Timeout and Initialize, the subclass sets its own state.
+    """
+
+    def succeed_late(self) -> LateEvent:
+        """Trigger this pending event now, behind every ordinary event of the instant."""
+        if self._value is not PENDING:
+            raise RuntimeError(f"{self} has already been triggered")
+        self._ok = True
+        self._value = None
+        self.env.schedule(self, priority=_AFTER_SAME_TIME)
+        return self
 
 
 class Audit:
@@ -102,7 +112,7 @@ def simulate_events(
     audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
-    gates: dict[int, Event] = {}
+    gates: dict[int, LateEvent] = {}
     log: list[tuple] = []  # one tuple per iteration; arrays are filled once at the end
     nan = float("nan")
     tie_sensitive = policy != "lazy"
@@ -117,10 +127,10 @@ def simulate_events(
         for c in range(1, clocks + 1):
             if not isinstance(server.admit(p), Proceed):
                 server.hold(p)
-                gate = gates[p] = env.event()
-                yield gate  # released late in the instant (see _fire_late)
+                gate = gates[p] = LateEvent(env)
+                yield gate  # released late in the instant (LateEvent.succeed_late)
             elif tie_sensitive and env.peek() == env.now:
-                yield _fire_late(env, env.event())
+                yield LateEvent(env).succeed_late()
             admitted = env.now
             read = server.read(p, copy=copy_reads)
             grad = None
@@ -135,7 +145,7 @@ def simulate_events(
             done = server.commit(p, grad)
             now = env.now
             for q in done.released:
-                _fire_late(env, gates.pop(q))
+                gates.pop(q).succeed_late()
             log.append((p, c - 1, admitted, now, admitted - last_commit, read.visible_clock, read.updates,
                         done.index, done.update_staleness, done.step, loss))
             if audit is not None:
