@@ -7,6 +7,7 @@ loaded machine); the tests that need Ray are skipped when it is not installed.
 from __future__ import annotations
 
 import json
+import operator
 import sys
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -97,11 +98,20 @@ def test_plan_cli_on_ray_equals_the_local_plan(tmp_path: Path, local_ray: None) 
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG_TOML)
     common = ["plan", str(cfg), "--staleness", "0,inf", "--seeds", "2", "-q"]
-    assert main([*common, "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
     local, ray = _tree(tmp_path / "local"), _tree(tmp_path / "ray")
     assert "plan.json" in local and "sweep.json" in local
     assert ray == local
+
+
+@needs_ray
+def test_a_failed_ray_task_raises_its_own_error(tmp_path: Path, local_ray: None) -> None:
+    """The task's exception, not Ray's wrapper, so an InputError still prints as one line."""
+    with pytest.raises(TypeError) as caught:
+        list(RayExecutor().map_unordered(operator.truediv, [1, 2], tmp_path))  # 1 / Path: TypeError
+    assert type(caught.value) is TypeError
+    assert not list(tmp_path.iterdir())
 
 
 def test_missing_ray_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

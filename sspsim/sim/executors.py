@@ -89,12 +89,16 @@ class RayExecutor:
             pending = [remote.remote(task, item) for item in items]
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                try:
-                    result, files = ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:
-                    raise exc.cause from None  # the task's own error (an InputError stays one line)
-                _write_files(Path(folder), files)
-                yield result
+                if pending:  # and every other finished one: one scan of the pending list per batch
+                    more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+                    ready += more
+                for ref in ready:
+                    try:
+                        result, files = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        raise exc.cause from None  # the task's own error (an InputError stays one line)
+                    _write_files(Path(folder), files)
+                    yield result
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
