@@ -17,7 +17,7 @@ import pytest
 
 from sspsim.cli import main
 from sspsim.errors import InputError
-from sspsim.sim.executors import LocalExecutor, RayExecutor, make_executor
+from sspsim.sim.executors import LocalExecutor, RayExecutor, check_address, make_executor
 from sspsim.sim.sweep import expand_grid, run_sweep
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None, reason="ray is not installed (pip install 'sspsim[ray]')")
@@ -112,6 +112,26 @@ def test_a_failed_ray_task_raises_its_own_error(tmp_path: Path, local_ray: None)
         list(RayExecutor().map_unordered(operator.truediv, [1, 2], tmp_path))  # 1 / Path: TypeError
     assert type(caught.value) is TypeError
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("address", "rule"), [
+    ("127.0.0.1:1", "no Ray cluster answers there"),  # nothing listens on port 1
+    ("not an address", "must be HOST:PORT"),
+    ("10.0.0.1:99999", "must be HOST:PORT"),
+])
+def test_a_bad_cluster_address_is_refused_at_once(address: str, rule: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """One line and exit 2 before anything runs, not Ray's minutes of retries."""
+    with pytest.raises(InputError, match=rule):
+        check_address(address, timeout=2.0)
+    if find_spec("ray") is None:
+        return
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG_TOML)
+    code = main(["plan", str(cfg), "--out", str(tmp_path / "p"), "--executor", "ray", "--address", address, "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("sspsim: error: --address") and rule in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p").exists()
 
 
 def test_missing_ray_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import tempfile
 from collections.abc import Callable, Generator, Sequence
 from multiprocessing import get_context
@@ -27,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from sspsim import outdir
 from sspsim.errors import InputError
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "check_address", "make_executor"]
 
 EXECUTORS = ("local", "ray")
 
@@ -109,12 +110,27 @@ class RayExecutor:
         """Join the cluster, or start a local instance; True when this call started Ray."""
         if ray.is_initialized():
             return False
+        check_address(self.address)
         try:
             ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False,
                      configure_logging=False, log_to_driver=False)
-        except ConnectionError as exc:
-            raise InputError("--address", self.address, f"no Ray cluster answers there ({exc})") from None
+        except (ConnectionError, ValueError, SystemExit) as exc:  # Ray exits when the cluster never answers
+            raise InputError("--address", self.address, f"Ray could not join the cluster there ({exc})") from None
         return True
+
+
+def check_address(address: str | None, timeout: float = 10.0) -> None:
+    """A Ray cluster address is ``HOST:PORT`` (or ``ray://HOST:PORT``, or ``auto``), and something
+    answers there within ``timeout`` seconds: else InputError at once, instead of Ray's minutes of retries."""
+    if address is None or address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError("--address", address, "must be HOST:PORT, e.g. 10.0.0.1:6379 (the head node's GCS port)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError("--address", address, f"no Ray cluster answers there ({exc.strerror or exc})") from None
 
 
 def make_executor(kind: str, *, jobs: int | None = None, address: str | None = None) -> Executor:
@@ -130,6 +146,7 @@ def make_executor(kind: str, *, jobs: int | None = None, address: str | None = N
         if jobs is not None and jobs < 1:
             raise InputError("--jobs", jobs, "must be >= 1")
         _import_ray()  # before anything runs or is written
+        check_address(address)
         return RayExecutor(address, jobs)
     raise InputError("--executor", kind, f"must be one of {', '.join(EXECUTORS)}")
 
