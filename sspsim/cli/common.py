@@ -13,8 +13,10 @@ from sspsim.errors import InputError
 if TYPE_CHECKING:
     from sspsim.config import Config
     from sspsim.rundir import Run
+    from sspsim.sim.executors import Executor
 
-__all__ = ["add_config_options", "load_config", "overrides", "print_summary", "read_toml"]
+__all__ = ["add_config_options", "add_executor_options", "executor", "load_config", "overrides", "print_summary",
+           "read_toml"]
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -23,6 +25,24 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                    help="override a config key, e.g. --set consistency.staleness=3 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="shorthand for --set run.seed=N")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--jobs``, ``--executor`` and ``--address``: where the runs of ``sweep`` and ``plan`` execute."""
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="processes in parallel (default 1); with --executor ray, the CPUs of a local Ray instance "
+                        "(default: every core)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine (default); ray: a Ray cluster (needs sspsim[ray])")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="an existing Ray cluster's address (with --executor ray; default: a local Ray instance)")
+
+
+def executor(args: argparse.Namespace) -> Executor:
+    """The executor the command line asks for (``--executor``, ``--jobs``, ``--address``)."""
+    from sspsim.sim.executors import make_executor
+
+    return make_executor(args.executor, jobs=args.jobs, address=args.address)
 
 
 def overrides(args: argparse.Namespace) -> list[str]:

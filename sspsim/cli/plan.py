@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sspsim.cli.common import add_config_options, overrides, read_toml
+from sspsim.cli.common import add_config_options, add_executor_options, executor, overrides, read_toml
 from sspsim.errors import InputError
 
 __all__ = ["add_parser", "run"]
@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--read-policy", default=None, help="values of consistency.read_policy (default: the config's)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
     p.add_argument("--target", type=float, default=None, help="objective to reach (default: run.target)")
-    p.add_argument("--jobs", "-j", type=int, default=1)
+    add_executor_options(p)
     add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an sspsim sweep at --out (never other files)")
     p.set_defaults(handler=run)
@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from sspsim.config import apply_overrides
     from sspsim.sim.plan import plan
 
-    if args.seeds < 1 or args.jobs < 1:
-        raise InputError("--seeds/--jobs", (args.seeds, args.jobs), "must be >= 1")
+    if args.seeds < 1:
+        raise InputError("--seeds", args.seeds, "must be >= 1")
+    runner = executor(args)
     if args.seed is not None or any(o.startswith("run.seed=") for o in args.overrides):
         raise InputError("--seed", args.seed, "plan runs seeds 0..N-1 of every configuration: set how many with --seeds")
     raw, base = read_toml(args.config)
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         axes["consistency.read_policy"] = [f'"{v}"' for v in _values(args.read_policy)]
     raw = apply_overrides(raw, overrides(args))
     with progress_bar("planning", enabled=interactive() and not args.quiet) as progress:
-        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, jobs=args.jobs, progress=progress,
-                      force=args.force)
+        result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, executor=runner,
+                      progress=progress, force=args.force)
     if not args.quiet:
         best = result.best
         rows = []

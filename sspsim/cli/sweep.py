@@ -1,4 +1,5 @@
-"""``sspsim sweep CONFIG --grid KEY=V1,V2,... --out DIR``: the cartesian product of the grid, in parallel."""
+"""``sspsim sweep CONFIG --grid KEY=V1,V2,... --out DIR``: the cartesian product of the grid, in parallel
+(a local process pool, or Ray with ``--executor ray``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sspsim.cli.common import add_config_options, overrides, read_toml
+from sspsim.cli.common import add_config_options, add_executor_options, executor, overrides, read_toml
 from sspsim.errors import MISSING, InputError
 
 __all__ = ["add_parser", "run"]
@@ -20,7 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="a key and its values, e.g. --grid consistency.staleness=0,3,inf (repeatable; "
                         "default: the config's [sweep] table)")
     p.add_argument("--out", type=Path, required=True, help="sweep directory: one run directory per point")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="processes to run in parallel (default 1)")
+    add_executor_options(p)
     add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an sspsim sweep at --out (never other files)")
     p.set_defaults(handler=run)
@@ -32,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from sspsim.cli.console import interactive, print_table, progress_bar
     from sspsim.sim.sweep import expand_grid, grids_from_config, run_sweep
 
-    if args.jobs < 1:
-        raise InputError("--jobs", args.jobs, "must be >= 1")
+    runner = executor(args)
     raw, base = read_toml(args.config)
     grids, variants = args.grid, None
     if not grids:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         grids, variants = grids_from_config(raw)
     points = expand_grid(raw, base, grids, overrides(args), variants)
     with progress_bar(f"{len(points)} runs", enabled=interactive() and not args.quiet) as progress:
-        rows = run_sweep(points, args.out, jobs=args.jobs, force=args.force, progress=progress)
+        rows = run_sweep(points, args.out, executor=runner, force=args.force, progress=progress)
     if not args.quiet:
         cols = ("run", "time/clock", "wait", "staleness", "final objective", "time to target")
         print_table(

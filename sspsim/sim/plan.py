@@ -1,6 +1,6 @@
 """``sspsim plan``: which staleness and how many workers, predicted from a (calibrated) config.
 
-A sweep over staleness x workers (x read policy) x seeds runs in a process pool; for each
+A sweep over staleness x workers (x read policy) x seeds runs in a process pool or on Ray; for each
 configuration the median time to the target objective over seeds is the prediction and the
 10th-90th percentiles its spread.  The recommendation is the smallest median.  The diagnosis
 says *why* staleness helps or not, from the sweep itself and the config's speed model:
@@ -24,6 +24,7 @@ import numpy as np
 
 from sspsim.config import Config
 from sspsim.rundir import jsonable, read_run
+from sspsim.sim.executors import Executor
 from sspsim.sim.sweep import expand_grid, run_sweep
 
 __all__ = ["Plan", "PlanPoint", "diagnose", "plan"]
@@ -88,10 +89,14 @@ def plan(
     seeds: int,
     target: float | None = None,
     jobs: int = 1,
+    executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
 ) -> Plan:
-    """Run the plan's sweep into ``out`` and summarise it (also written to ``out/plan.json``)."""
+    """Run the plan's sweep into ``out`` and summarise it (also written to ``out/plan.json``).
+
+    ``executor`` runs the sweep (default: a local pool of ``jobs`` processes); see :func:`run_sweep`.
+    """
     grids = [f"{key}={','.join(values)}" for key, values in axes.items()]
     grids.append("run.seed=" + ",".join(str(s) for s in range(seeds)))
     overrides = [] if target is None else [f"run.target={target}"]
@@ -100,7 +105,7 @@ def plan(
         from sspsim.errors import MISSING, InputError
 
         raise InputError("run.target", MISSING, "plan ranks configurations by time to a target objective: set run.target or --target")
-    rows = run_sweep(points, out, jobs=jobs, force=force, progress=progress)
+    rows = run_sweep(points, out, jobs=jobs, executor=executor, force=force, progress=progress)
     groups: dict[str, PlanPoint] = {}
     for point, row in zip(points, rows):
         settings = {s.split("=", 1)[0]: s.split("=", 1)[1] for s in point.overrides if not s.startswith("run.seed=")}

@@ -1,4 +1,5 @@
-"""Sweeps: the cartesian product of ``--grid key=v1,v2,...`` over a base config, run in a process pool."""
+"""Sweeps: the cartesian product of ``--grid key=v1,v2,...`` over a base config, run by an executor
+(a local process pool, or Ray: :mod:`sspsim.sim.executors`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import itertools
 import json
 import os
 import re
-import signal
 import tomllib
+from contextlib import closing
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -18,6 +18,7 @@ from sspsim import outdir
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import SWEEP_FORMAT, jsonable
+from sspsim.sim.executors import Executor, LocalExecutor
 from sspsim.sim.run import simulate
 
 __all__ = ["PROGRESS", "SWEEP_FILE", "SweepInterrupted", "SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
@@ -133,10 +134,14 @@ def run_sweep(
     out: Path,
     *,
     jobs: int = 1,
+    executor: Executor | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every point into ``out/<name>``; write ``out/sweep.json`` last; return its rows.
+
+    ``executor`` runs the points (default: a local pool of ``jobs`` processes); the rows are in
+    the points' order whatever order they finish in, so every executor writes the same sweep.
 
     ``out`` follows :mod:`sspsim.outdir`.  A new sweep is written in place and records each
     finished point in ``progress.jsonl``, so an interrupted sweep (Ctrl-C, a failed point, a
@@ -145,12 +150,13 @@ def run_sweep(
     in when complete, so the old one stays whole until then.
     """
     out = Path(out)
+    executor = LocalExecutor(jobs) if executor is None else executor
     key = _fingerprint(points)
     if not _resumable(out, key) and outdir.check_folder(out, force=force) is not None:
         stage = outdir.staging(out)
         try:
             outdir.write_marker(stage, "sweep", complete=False, points=key)
-            rows = _run_points(points, stage, key, {}, jobs=jobs, progress=progress, where=None)
+            rows = _run_points(points, stage, key, {}, executor=executor, progress=progress, where=None)
         except BaseException:
             outdir.discard(stage)
             raise
@@ -165,7 +171,7 @@ def run_sweep(
         elif not _resumable(out, key):
             raise InputError("--out", str(out), "another sspsim process wrote a sweep there meanwhile; "
                              "add --force to replace it, or choose a new path")
-        return _run_points(points, out, key, _finished(out, points), jobs=jobs, progress=progress, where=out)
+        return _run_points(points, out, key, _finished(out, points), executor=executor, progress=progress, where=out)
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -203,7 +209,7 @@ def _finished(out: Path, points: list[SweepPoint]) -> dict[str, dict[str, Any]]:
 
 def _run_points(
     points: list[SweepPoint], out: Path, key: str, done: dict[str, dict[str, Any]], *,
-    jobs: int, progress: Callable[[int, int], None] | None, where: Path | None,
+    executor: Executor, progress: Callable[[int, int], None] | None, where: Path | None,
 ) -> list[dict[str, Any]]:
     rows = dict(done)
     todo = [p for p in points if p.name not in rows]
@@ -219,21 +225,13 @@ def _run_points(
                 if progress is not None:
                     progress(len(rows), len(points))
 
-            if jobs <= 1 or len(todo) <= 1:
-                for point in todo:
-                    finished(_run_point(point, out))
-            else:
-                pool = get_context("spawn").Pool(min(jobs, len(todo)), initializer=_ignore_sigint)
-                try:
-                    for row in pool.imap_unordered(_run_point_args, [(p, out) for p in todo]):
+            try:
+                with closing(executor.map_unordered(_run_point, todo, out)) as results:
+                    for row in results:
                         finished(row)
-                except BaseException:
-                    pool.terminate()
-                    pool.join()
-                    outdir.clean_stale(out)  # the stopped workers' unfinished run folders
-                    raise
-                pool.close()
-                pool.join()
+            except BaseException:
+                outdir.clean_stale(out)  # the stopped tasks' unfinished run folders
+                raise
     except KeyboardInterrupt:
         kept = (f"{len(rows)} of {len(points)} runs are done in {where}; run the same command again to continue"
                 if where is not None else "the sweep that was there is kept unchanged")
@@ -245,15 +243,6 @@ def _run_points(
     outdir.write_marker(out, "sweep", complete=True, points=key)
     (out / PROGRESS).unlink(missing_ok=True)  # sweep.json holds every row now
     return ordered
-
-
-def _ignore_sigint() -> None:
-    """Pool initializer: Ctrl-C is the parent's to handle (it stops the pool), not each worker's."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _run_point_args(args: tuple[SweepPoint, Path]) -> dict[str, Any]:
-    return _run_point(*args)
 
 
 def _run_point(point: SweepPoint, out: Path) -> dict[str, Any]:
