@@ -125,3 +125,49 @@ def test_blocks_equal_compute_times() -> None:
         for block in (1, 2, 5, 64):
             got = np.concatenate(list(compute_time_blocks(workers=4, clocks=23, seed=5, block=block, **kw)), axis=1)
             assert np.array_equal(full, got), (kw, block)
+
+
+COLUMNS = ("admit", "start", "commit", "wait", "visible", "read_updates", "commit_index", "update_staleness")
+
+
+@budget(1.0)
+@given(raw=sim_configs(problems=("none",), max_workers=8, max_clocks=8))
+def test_heapq_engine_equals_simpy_engine(raw: dict) -> None:
+    """On identical draws the heapq loop and the SimPy engine give identical recordings and evaluations,
+    ties (trace times, apply queue, zero costs) included."""
+    from sspsim.sim.engine import simulate_events
+    from sspsim.sim.heapq_engine import simulate_heapq
+    from sspsim.speeds import compute_times
+
+    if raw["workers"]["speed"]["kind"] != "trace" and "apply_time" not in raw["network"]:
+        raw["network"]["apply_time"] = 0.25  # contention: what the heapq loop exists for
+    with materialize(raw) as config:
+        problem = make_problem(config.problem, config.problem_seed)
+        w = config.workers
+        compute = compute_times(w.speed, workers=w.count, clocks=config.run.clocks, seed=config.run.seed,
+                                stragglers=w.stragglers, transient=w.transient, compute=w.compute)
+        want, want_evals, _ = simulate_events(config, problem, compute)
+        got, got_evals = simulate_heapq(config, problem, compute)
+    for name in COLUMNS:
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert got_evals == want_evals
+
+
+def test_auto_engine_takes_the_heapq_loop_for_contention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timing-only run with apply time goes to the heapq loop under auto, to SimPy when forced; same summary."""
+    import sspsim.sim.run as run_module
+
+    raw = {
+        "run": {"seed": 1, "clocks": 20}, "problem": {"kind": "none"},
+        "consistency": {"staleness": 1, "read_policy": "eager"},
+        "workers": {"count": 6, "speed": {"kind": "exponential", "mean": 1.0}},
+        "network": {"apply_time": 0.1},
+    }
+    calls = []
+    real = run_module.simulate_heapq
+    monkeypatch.setattr(run_module, "simulate_heapq", lambda *a, **k: calls.append(1) or real(*a, **k))
+    auto = sspsim.simulate(sspsim.config_from_dict(raw)).summary
+    assert calls == [1]
+    forced = sspsim.simulate(sspsim.config_from_dict({**raw, "run": {**raw["run"], "engine": "event"}})).summary
+    assert calls == [1]
+    assert {k: v for k, v in auto.items() if k != "wall_time"} == {k: v for k, v in forced.items() if k != "wall_time"}

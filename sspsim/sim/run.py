@@ -16,6 +16,7 @@ from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
+from sspsim.sim.heapq_engine import simulate_heapq
 from sspsim.evaluate import eval_clocks
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
@@ -28,6 +29,10 @@ Progress = Callable[[int, int], None]
 
 def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     """``batch`` where the closed-form schedule is exact, else ``event``.
+
+    Under ``auto`` a timing-only ``event`` run takes the plain heapq loop
+    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does;
+    ``[run] engine = "event"`` keeps SimPy.
 
     Exact means: no math (``problem.kind = "none"``), no server contention
     (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
@@ -94,6 +99,8 @@ def simulate(
             message_cost=cost, progress=progress,
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
+    elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
+        rec, evals = simulate_heapq(config, problem, compute, progress=progress)  # SimPy's schedule, without SimPy
     else:
         rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
     wall = time.perf_counter() - wall
