@@ -36,6 +36,7 @@ from sspsim.trace import Totals
 __all__ = ["ZeroDuration", "default_block", "stream_schedule"]
 
 Progress = Callable[[int, int], None]
+FAST_STALENESS = 8  # lazy and push reads up to this s: ranks by direct counts, no sorting
 
 
 class ZeroDuration(Exception):
@@ -84,6 +85,7 @@ def stream_schedule(
     acc = _Ranks()
     tick = max(1, T // 100)
     first = 1  # first clock whose ranks are still open
+    fast = read_policy != "eager" and s <= FAST_STALENESS  # no per-commit ranks needed (see _finalize_direct)
     c = 0
     for chunk in blocks:
         by_clock = np.ascontiguousarray(chunk.T)
@@ -113,7 +115,12 @@ def stream_schedule(
                     acc.gates[c] = gate
             rows[c] = t
             prev = t
-            if c - first + 1 >= block + s or c == T:
+            if fast:
+                for j in range(first, (T if c == T else c - s) + 1):
+                    _finalize_direct(acc, rows, reads, M, j, P, s, read_policy, eval_every, T, evals)
+                    first = j + 1
+                rows.pop(first - 1 - s, None)
+            elif c - first + 1 >= block + s or c == T:
                 last = T if c == T else c - s
                 _finalize(acc, rows, reads, M, first, last, c, P, s, back, read_policy, eval_every, T, evals)
                 first = last + 1
@@ -124,6 +131,8 @@ def stream_schedule(
     if c != T:
         raise ValueError(f"the compute-time blocks hold {c} clocks, expected {T}")
     n = P * T
+    if fast:
+        acc.total += n * (n - 1) // 2  # the ranks of all commits are 0, 1, ..., N - 1
     totals = Totals(
         workers=P, clocks=T, total_time=float(M[T]) if T else 0.0, finish=prev,
         compute_mean=float(compute_pw.sum() / n) if n else float("nan"), compute_per_worker=compute_pw,
@@ -200,6 +209,47 @@ def _finalize(
         acc.most = max(acc.most, int(us.max()))
         if j % every == 0 or j == T:
             evals.append({"time": float(M[j]), "clock": j, "updates": base + int(np.searchsorted(values, M[j], side="right"))})
+
+
+def _finalize_direct(
+    acc: _Ranks, rows: dict[int, np.ndarray], reads: dict[int, np.ndarray | int], M: np.ndarray,
+    j: int, P: int, s: int, policy: str, every: int, T: int, evals: list[dict[str, float]],
+) -> None:
+    """Update staleness of clock j for lazy and push reads, without ranking every commit.
+
+    Their reads count ``(P - 1) cutoff + (c - 1)`` updates, the same for every worker of a
+    cutoff, and the ranks of all commits are 0..N-1 whatever their order, so the sum needs
+    no ranks and the maximum over the workers of one cutoff is the rank of their last commit
+    in commit order, counted directly in the clocks j - s .. j + s around it.
+    """
+    t = rows[j]
+    read = reads.pop(j)
+    acc.total -= P * read if isinstance(read, int) else int(np.sum(read))  # the ranks' sum is added at the end
+    if isinstance(read, np.ndarray):  # push: one group per cutoff
+        groups = [(int(g), read == g) for g in np.unique(read)]
+    else:
+        groups = [(read, None)]
+    for r, mask in groups:
+        top = float(t.max() if mask is None else t[mask].max())
+        tied = np.flatnonzero(t == top) if mask is None else np.flatnonzero((t == top) & mask)
+        p = int(tied[-1])  # the last of the group in commit order: latest time, then highest worker
+        acc.most = max(acc.most, _rank(rows, j, p, top, P, s, T) - r)
+    if j % every == 0 or j == T:
+        evals.append({"time": float(M[j]), "clock": j, "updates": _count_at_or_before(rows, M[j], j, P, s, T)})
+
+
+def _rank(rows: dict[int, np.ndarray], j: int, p: int, value: float, P: int, s: int, T: int) -> int:
+    """Commits before (value, worker p, clock j) in commit order: earlier times, then lower workers."""
+    rank = P * max(0, j - 1 - s)
+    for k in range(max(1, j - s), min(T, j + s) + 1):
+        row = rows[k]
+        rank += int(np.count_nonzero(row < value)) + int(np.count_nonzero(row[:p] == value))
+    return rank
+
+
+def _count_at_or_before(rows: dict[int, np.ndarray], value: float, j: int, P: int, s: int, T: int) -> int:
+    """Commits at or before ``value = M[j]``: all of clocks <= j, some of the next s."""
+    return P * j + sum(int(np.count_nonzero(rows[k] <= value)) for k in range(j + 1, min(T, j + s) + 1))
 
 
 def _order_ties(order: np.ndarray, values: np.ndarray, tied: np.ndarray, P: int, n_rows: int) -> np.ndarray:
