@@ -43,13 +43,17 @@ S = 3
 
 
 def planning_config(workers: int, clocks: int, **network: float):  # type: ignore[no-untyped-def]
-    return config_from_dict({
+    return config_from_dict(planning_raw(workers, clocks, **network))
+
+
+def planning_raw(workers: int, clocks: int, **network: float) -> dict:
+    return {
         "run": {"seed": 0, "clocks": clocks, "trace": "summary"},
         "problem": {"kind": "none"},
         "consistency": {"staleness": S, "read_policy": "eager"},
         "workers": {"count": workers, "speed": {"kind": "exponential", "mean": 1.0}},
         "network": dict(network),
-    })
+    }
 
 
 def cpu(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
@@ -87,10 +91,9 @@ def bare_run_draws(workers: int, clocks: int) -> None:
 
 def peak_in_subprocess(workers: int, clocks: int, timeout: float) -> dict:
     code = (
-        "import json,resource,sys,time; sys.path[:0]=" + repr(sys.path[:1]) + "\n"
+        "import json, resource, time\n"
         "import sspsim\n"
-        "from benchmarks.bench_stream import planning_config\n"
-        f"cfg = planning_config({workers}, {clocks})\n"
+        f"cfg = sspsim.config_from_dict({planning_raw(workers, clocks)!r})\n"
         "t0, c0 = time.perf_counter(), time.process_time()\n"
         "s = sspsim.simulate(cfg).summary\n"
         "print(json.dumps({'wall': time.perf_counter() - t0, 'cpu': time.process_time() - c0,"
