@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 import sspsim
 from sspsim.evaluate import eval_clocks
 from sspsim.problems import make_problem
+from sspsim.sim import stream
 from sspsim.sim.run import streams
 from sspsim.sim.stream import ZeroDuration, stream_schedule
 from sspsim.speeds import compute_time_blocks
@@ -59,13 +61,14 @@ def assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
 @budget(1.0)
 @given(
     raw=sim_configs(problems=("none",), apply_time=False, max_workers=12, max_clocks=14, stalenesses=st.integers(0, 4)),
-    block=st.integers(1, 6), draw_block=st.integers(1, 5), every=st.integers(1, 4),
+    block=st.integers(1, 6), draw_block=st.integers(1, 5), every=st.integers(1, 4), ranked=st.booleans(),
 )
-def test_streaming_equals_full_batch_summary(raw: dict, block: int, draw_block: int, every: int) -> None:
-    """Every summary figure and evaluation row of a streamed run equals the full batch schedule's."""
+def test_streaming_equals_full_batch_summary(raw: dict, block: int, draw_block: int, every: int, ranked: bool) -> None:
+    """Every summary figure and evaluation row of a streamed run equals the full batch schedule's
+    (``ranked``: lazy and push reads too go through the sorted window instead of direct counts)."""
     raw["run"]["eval_every"] = every
     want, want_evals = full_summary(raw)
-    with materialize(raw) as config:
+    with materialize(raw) as config, patch.object(stream, "FAST_STALENESS", -1 if ranked else stream.FAST_STALENESS):
         got, got_evals = streamed(config, block, draw_block)
     assert_same(got, want)
     assert got_evals == list(want_evals)
