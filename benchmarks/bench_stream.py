@@ -175,8 +175,8 @@ def main() -> None:
         c = planning_config(workers, clocks, apply_time=0.01)
         problem = make_problem(c.problem, c.problem_seed)
         compute = compute_times(c.workers.speed, workers=workers, clocks=clocks, seed=0)
-        engine = cpu(lambda: simulate_heapq(c, problem, compute), args.repeat)
-        minimal = cpu(lambda: minimal_heapq(compute, 0.01), args.repeat)
+        engine = cpu(lambda c=c, problem=problem, compute=compute: simulate_heapq(c, problem, compute), args.repeat)
+        minimal = cpu(lambda compute=compute: minimal_heapq(compute, 0.01), args.repeat)
         rows.append((workers, clocks, engine, minimal))
     print(f"{'P':>6} {'clocks':>7} {'heapq us/it':>12} {'minimal us/it':>14} {'ratio':>6}")
     for workers, clocks, e, m in rows:

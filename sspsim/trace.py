@@ -54,8 +54,8 @@ class Recording:
 
     @classmethod
     def empty(cls, workers: int, clocks: int) -> Recording:
-        f = lambda: np.zeros((workers, clocks))  # noqa: E731
-        i = lambda: np.zeros((workers, clocks), dtype=np.int64)  # noqa: E731
+        f = lambda: np.zeros((workers, clocks))
+        i = lambda: np.zeros((workers, clocks), dtype=np.int64)
         return cls(
             admit=f(), start=f(), commit=f(), wait=f(), compute=f(), visible=i(), read_updates=i(),
             commit_index=i(), update_staleness=i(), step=f(), loss=np.full((workers, clocks), np.nan),
@@ -72,7 +72,7 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
     order = np.argsort(rec.commit_index, axis=None, kind="stable")
     worker = np.repeat(np.arange(workers), clocks)[order]
     clock = np.tile(np.arange(1, clocks + 1), workers)[order]
-    flat = lambda a: a.reshape(-1)[order]  # noqa: E731
+    flat = lambda a: a.reshape(-1)[order]
     return {
         "worker": worker,
         "clock": clock,

@@ -113,15 +113,23 @@ def test_zero_length_iterations_leave_the_stream() -> None:
 
 def test_blocks_equal_compute_times() -> None:
     """compute_time_blocks, side by side, is compute_times for every model and any block size."""
-    from sspsim.speeds import (Empirical, Exponential, LogNormal, Pareto, Straggler, Transient, Uniform,
-                               compute_times)
+    from sspsim.speeds import (
+        Empirical,
+        Exponential,
+        LogNormal,
+        Pareto,
+        Straggler,
+        Transient,
+        Uniform,
+        compute_times,
+    )
 
     cases = [
-        dict(speed=Exponential(1.0)),
-        dict(speed=LogNormal(1.0, 0.5), stragglers=(Straggler(1, 3.0),), transient=Transient(0.2, 4.0, 3), compute=Uniform(0, 1)),
-        dict(speed=Empirical((1.0, 2.0, 3.0)), compute=Empirical((0.5, 1.5))),
-        dict(speed=Pareto(2.0, 1.0), transient=Transient(0.5, 2.0, 1)),
-        dict(speed=Uniform(1.0, 2.0), transient=Transient(0.3, 2.0, 7)),
+        {"speed": Exponential(1.0)},
+        {"speed": LogNormal(1.0, 0.5), "stragglers": (Straggler(1, 3.0),), "transient": Transient(0.2, 4.0, 3), "compute": Uniform(0, 1)},
+        {"speed": Empirical((1.0, 2.0, 3.0)), "compute": Empirical((0.5, 1.5))},
+        {"speed": Pareto(2.0, 1.0), "transient": Transient(0.5, 2.0, 1)},
+        {"speed": Uniform(1.0, 2.0), "transient": Transient(0.3, 2.0, 7)},
     ]
     for kw in cases:
         full = compute_times(workers=4, clocks=23, seed=5, **kw)

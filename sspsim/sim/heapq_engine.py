@@ -21,8 +21,8 @@ reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parame
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from heapq import heappop, heappush
-from typing import Callable
 
 import numpy as np
 

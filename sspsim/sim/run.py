@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from sspsim.config import Config
 from sspsim.errors import ConfigError
-from sspsim.problems import make_problem, problem_facts
+from sspsim.evaluate import eval_clocks
+from sspsim.problems import Problem, make_problem, problem_facts
 from sspsim.rundir import FORMAT, Run, versions, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.heapq_engine import simulate_heapq
-from sspsim.evaluate import eval_clocks
-from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
+from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.trace import Recording, summarize, summary_figures, trace_table
 
 __all__ = ["choose_engine", "simulate", "streams"]
@@ -111,7 +112,7 @@ def simulate(
                    evals=evals, audit=None if audit is None else _audit_arrays(audit, rec))
 
 
-def _simulate_streaming(config: Config, problem, out: str | Path | None, progress: Progress | None) -> Run:  # type: ignore[no-untyped-def]
+def _simulate_streaming(config: Config, problem: Problem, out: str | Path | None, progress: Progress | None) -> Run:
     """The batch schedule's summary, streamed clock by clock (no per-iteration record)."""
     workers, clocks = config.workers.count, config.run.clocks
     cost = config.network.message_cost(problem.n_params)
@@ -133,11 +134,13 @@ def _simulate_streaming(config: Config, problem, out: str | Path | None, progres
     return _finish(config, problem, cost, summary, out, trace=None, evals=evals, audit=None)
 
 
-def _finish(config: Config, problem, cost: float, summary: dict, out: str | Path | None, *,  # type: ignore[no-untyped-def]
-            trace: dict | None, evals: list, audit: dict | None) -> Run:
+def _finish(
+    config: Config, problem: Problem, cost: float, summary: dict[str, Any], out: str | Path | None, *,
+    trace: dict[str, np.ndarray] | None, evals: list[dict[str, float]], audit: dict[str, np.ndarray] | None,
+) -> Run:
     """Assemble run.json's metadata; write the run directory to ``out`` if given."""
     workers, clocks = config.workers.count, config.run.clocks
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "backend": "sim",
         "seed": config.run.seed,
