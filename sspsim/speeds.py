@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +40,7 @@ __all__ = [
     "Transient",
     "Uniform",
     "base_times",
+    "compute_time_blocks",
     "compute_times",
     "parse_speed",
     "read_times_csv",
@@ -448,6 +449,67 @@ def compute_times(
             times[p] += compute.draw(_stream(seed, COMPUTE_STREAM, p), clocks)
     times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
     return times
+
+
+def compute_time_blocks(
+    speed: SpeedModel,
+    *,
+    workers: int,
+    clocks: int,
+    seed: int,
+    stragglers: tuple[Straggler, ...] = (),
+    transient: Transient | None = None,
+    compute: SpeedModel | None = None,
+    block: int = 256,
+) -> Iterator[np.ndarray]:
+    """:func:`compute_times` column block by column block: (workers x b) arrays, b <= ``block``.
+
+    The blocks, side by side, are exactly ``compute_times(...)`` (same streams, same draws,
+    same float operations), but only one block is in memory at a time.  Each worker's
+    generator continues where the previous block stopped, which gives the same numbers as
+    one long draw for every model except :class:`Empirical` (its bounded-integer draws depend
+    on the request size), which is drawn in one block.
+    """
+    if isinstance(speed, Empirical) or isinstance(compute, Empirical):
+        block = max(clocks, 1)
+    block = max(1, block)
+    base = None if isinstance(speed, TraceTimes) else [_stream(seed, SPEED_STREAM, p) for p in range(workers)]
+    extra = None if compute is None else [_stream(seed, COMPUTE_STREAM, p) for p in range(workers)]
+    slow = transient is not None and transient.probability > 0
+    marks = [_stream(seed, TRANSIENT_STREAM, p) for p in range(workers)] if slow else None
+    tail = np.zeros((workers, 0 if transient is None else max(0, transient.duration - 1)), dtype=bool)
+    for lo in range(0, clocks, block):
+        b = min(block, clocks - lo)
+        if base is None:
+            assert isinstance(speed, TraceTimes)
+            times = np.array(speed.times[:workers, lo:lo + b], dtype=float)
+        else:
+            times = np.empty((workers, b))
+            for p, rng in enumerate(base):
+                times[p] = speed.draw(rng, b)
+        if extra is not None:
+            assert compute is not None
+            for p, rng in enumerate(extra):
+                times[p] += compute.draw(rng, b)
+        if not stragglers and not slow:
+            yield times  # all factors are 1: multiplying by them changes nothing
+            continue
+        factors = np.ones((workers, b))
+        for s in stragglers:
+            factors[s.worker] *= s.slowdown
+        if marks is not None:
+            assert transient is not None
+            starts = np.empty((workers, b), dtype=bool)
+            for p, rng in enumerate(marks):
+                starts[p] = rng.random(b) < transient.probability
+            both = np.concatenate([tail, starts], axis=1)  # the previous duration - 1 clocks, then this block
+            d, n = transient.duration, both.shape[1]
+            running = np.concatenate([np.zeros((workers, d), dtype=np.int64), np.cumsum(both, axis=1)], axis=1)
+            started = running[:, d + n - b:] - running[:, n - b:n]  # starts within the last d clocks
+            factors[started > 0] *= transient.factor
+            tail = both[:, both.shape[1] - tail.shape[1]:]
+        times *= factors
+        yield times
 
 
 def base_times(speed: SpeedModel, *, workers: int, clocks: int, seed: int) -> np.ndarray:

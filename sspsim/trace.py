@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TRACE_COLUMNS", "Recording", "summarize", "trace_table"]
+__all__ = ["TRACE_COLUMNS", "Recording", "Totals", "summarize", "summary_figures", "trace_table"]
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "worker",  # 0-based
@@ -54,8 +54,8 @@ class Recording:
 
     @classmethod
     def empty(cls, workers: int, clocks: int) -> Recording:
-        f = lambda: np.zeros((workers, clocks))  # noqa: E731
-        i = lambda: np.zeros((workers, clocks), dtype=np.int64)  # noqa: E731
+        f = lambda: np.zeros((workers, clocks))
+        i = lambda: np.zeros((workers, clocks), dtype=np.int64)
         return cls(
             admit=f(), start=f(), commit=f(), wait=f(), compute=f(), visible=i(), read_updates=i(),
             commit_index=i(), update_staleness=i(), step=f(), loss=np.full((workers, clocks), np.nan),
@@ -72,7 +72,7 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
     order = np.argsort(rec.commit_index, axis=None, kind="stable")
     worker = np.repeat(np.arange(workers), clocks)[order]
     clock = np.tile(np.arange(1, clocks + 1), workers)[order]
-    flat = lambda a: a.reshape(-1)[order]  # noqa: E731
+    flat = lambda a: a.reshape(-1)[order]
     return {
         "worker": worker,
         "clock": clock,
@@ -95,31 +95,67 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
 def summarize(rec: Recording, evals: list[dict[str, float]], *, target: float | None, message_cost: float) -> dict[str, Any]:
     """Summary figures of a run (``run.json`` → ``summary``)."""
     workers, clocks = rec.shape
-    total = float(rec.commit.max())
-    finish = rec.commit[:, -1]  # each worker's last commit
-    busy = float(finish.sum())
     clock_idx = np.arange(1, clocks + 1)
     staleness = (clock_idx - 1)[None, :] - rec.visible
-    hist = np.bincount(staleness.ravel()) if staleness.size else np.zeros(0, dtype=int)
+    return summary_figures(
+        Totals(
+            workers=workers, clocks=clocks, total_time=float(rec.commit.max()), finish=rec.commit[:, -1],
+            compute_mean=float(rec.compute.mean()), compute_per_worker=rec.compute.sum(axis=1),
+            wait_total=float(rec.wait.sum()), wait_per_worker=rec.wait.sum(axis=1),
+            staleness_histogram=np.bincount(staleness.ravel()) if staleness.size else np.zeros(0, dtype=int),
+            update_staleness_sum=int(rec.update_staleness.sum()), update_staleness_max=int(rec.update_staleness.max()),
+        ),
+        evals, target=target, message_cost=message_cost,
+    )
+
+
+@dataclass
+class Totals:
+    """What the summary figures are computed from: per-worker sums, histograms, extremes.
+
+    :func:`summarize` takes them from a :class:`Recording`; the streaming planner
+    (:mod:`sspsim.sim.stream`) accumulates them clock by clock without one.
+    """
+
+    workers: int
+    clocks: int
+    total_time: float  # the last commit
+    finish: np.ndarray  # each worker's last commit
+    compute_mean: float
+    compute_per_worker: np.ndarray
+    wait_total: float
+    wait_per_worker: np.ndarray
+    staleness_histogram: np.ndarray  # reads per clock staleness 0, 1, ...
+    update_staleness_sum: int
+    update_staleness_max: int
+
+
+def summary_figures(totals: Totals, evals: list[dict[str, float]], *, target: float | None, message_cost: float) -> dict[str, Any]:
+    """The summary figures of ``run.json`` from the run's :class:`Totals` (and evaluations)."""
+    workers, clocks, total = totals.workers, totals.clocks, totals.total_time
+    finish = totals.finish
+    busy = float(finish.sum())
+    hist = totals.staleness_histogram
+    n = workers * clocks
     out: dict[str, Any] = {
         "workers": workers,
         "clocks": clocks,
-        "iterations": workers * clocks,
+        "iterations": n,
         "total_time": total,
         "time_per_clock": total / clocks,
-        "throughput": workers * clocks / total if total > 0 else float("inf"),
+        "throughput": n / total if total > 0 else float("inf"),
         "mean_iteration_time": float(finish.mean() / clocks),
-        "mean_compute_time": float(rec.compute.mean()),
-        "wait_fraction": float(rec.wait.sum() / busy) if busy > 0 else 0.0,
-        "communication_fraction": float(2 * message_cost * workers * clocks / busy) if busy > 0 else 0.0,
-        "mean_staleness": float(staleness.mean()),
-        "max_staleness": int(staleness.max()),
+        "mean_compute_time": totals.compute_mean,
+        "wait_fraction": totals.wait_total / busy if busy > 0 else 0.0,
+        "communication_fraction": float(2 * message_cost * n / busy) if busy > 0 else 0.0,
+        "mean_staleness": int(np.dot(np.arange(hist.size), hist)) / n if n else float("nan"),
+        "max_staleness": int(np.flatnonzero(hist).max()),
         "staleness_histogram": [int(v) for v in hist],
-        "mean_update_staleness": float(rec.update_staleness.mean()),
-        "max_update_staleness": int(rec.update_staleness.max()),
+        "mean_update_staleness": totals.update_staleness_sum / n if n else float("nan"),
+        "max_update_staleness": totals.update_staleness_max,
         "per_worker": {
-            "compute": [float(v) for v in rec.compute.sum(axis=1)],
-            "wait": [float(v) for v in rec.wait.sum(axis=1)],
+            "compute": [float(v) for v in totals.compute_per_worker],
+            "wait": [float(v) for v in totals.wait_per_worker],
             "finish": [float(v) for v in finish],
         },
     }

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from sspsim.config import Config
 from sspsim.errors import ConfigError
-from sspsim.problems import make_problem, problem_facts
+from sspsim.evaluate import eval_clocks
+from sspsim.problems import Problem, make_problem, problem_facts
 from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
-from sspsim.evaluate import eval_clocks
-from sspsim.speeds import TraceTimes, compute_times
-from sspsim.trace import Recording, summarize, trace_table
+from sspsim.sim.heapq_engine import simulate_heapq
+from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
+from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
+from sspsim.trace import Recording, summarize, summary_figures, trace_table
 
-__all__ = ["choose_engine", "simulate"]
+__all__ = ["choose_engine", "simulate", "streams"]
 
 Progress = Callable[[int, int], None]
 
 
 def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     """``batch`` where the closed-form schedule is exact, else ``event``.
+
+    Under ``auto`` a timing-only ``event`` run takes the plain heapq loop
+    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does;
+    ``[run] engine = "event"`` keeps SimPy.
 
     Exact means: no math (``problem.kind = "none"``), no server contention
     (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
@@ -45,6 +53,18 @@ def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     if config.run.engine == "batch":
         return "batch"
     return "batch" if exact and not zero else "event"
+
+
+def streams(config: Config) -> bool:
+    """Whether the batch schedule may run streaming: a timing-only run that asks for no trace.
+
+    The streaming planner (:mod:`sspsim.sim.stream`) gives the batch engine's summary in
+    memory that does not grow with clocks; it needs a finite staleness.
+    """
+    return (
+        config.run.engine in ("auto", "batch") and config.run.trace == "summary" and config.problem.kind == "none"
+        and config.network.apply_time == 0 and not math.isinf(config.consistency.staleness)
+    )
 
 
 def simulate(
@@ -67,6 +87,11 @@ def simulate(
         check_folder(out, force=force)
     problem = make_problem(config.problem, config.problem_seed)
     workers, clocks = config.workers.count, config.run.clocks
+    if server_class is ParameterServer and streams(config):
+        try:
+            return _simulate_streaming(config, problem, out, progress, force=force)
+        except ZeroDuration:
+            pass  # the full path below sends zero-length iterations to the event engine (or refuses a forced batch)
     compute = compute_times(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed,
         stragglers=config.workers.stragglers, transient=config.workers.transient, compute=config.workers.compute,
@@ -81,22 +106,57 @@ def simulate(
             message_cost=cost, progress=progress,
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
+    elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
+        rec, evals = simulate_heapq(config, problem, compute, progress=progress)  # SimPy's schedule, without SimPy
     else:
         rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
     wall = time.perf_counter() - wall
     summary = summarize(rec, evals, target=config.run.target, message_cost=cost)
     summary["engine"] = engine
     summary["wall_time"] = wall
+    return _finish(config, problem, cost, summary, out, trace=trace_table(rec) if config.run.trace == "full" else None,
+                   evals=evals, audit=None if audit is None else _audit_arrays(audit, rec), force=force)
+
+
+def _simulate_streaming(
+    config: Config, problem: Problem, out: str | Path | None, progress: Progress | None, *, force: bool
+) -> Run:
+    """The batch schedule's summary, streamed clock by clock (no per-iteration record)."""
+    workers, clocks = config.workers.count, config.run.clocks
+    cost = config.network.message_cost(problem.n_params)
+    s = config.consistency.staleness
+    block = default_block(workers, s)
+    wall = time.perf_counter()
+    blocks = compute_time_blocks(
+        config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed, stragglers=config.workers.stragglers,
+        transient=config.workers.transient, compute=config.workers.compute, block=block,
+    )
+    totals, evals, _ = stream_schedule(
+        blocks, workers=workers, clocks=clocks, staleness=s, read_policy=config.consistency.read_policy,
+        message_cost=cost, eval_every=eval_clocks(config, clocks), block=block, progress=progress,
+    )
+    wall = time.perf_counter() - wall
+    summary = summary_figures(totals, evals, target=config.run.target, message_cost=cost)
+    summary["engine"] = "batch"
+    summary["wall_time"] = wall
+    return _finish(config, problem, cost, summary, out, trace=None, evals=evals, audit=None, force=force)
+
+
+def _finish(
+    config: Config, problem: Problem, cost: float, summary: dict[str, Any], out: str | Path | None, *,
+    trace: dict[str, np.ndarray] | None, evals: list[dict[str, float]], audit: dict[str, np.ndarray] | None,
+    force: bool,
+) -> Run:
+    """Assemble run.json's metadata; write the run directory to ``out`` if given."""
+    workers, clocks = config.workers.count, config.run.clocks
     meta = run_meta(config, backend="sim", problem=problem_facts(problem, cost), summary=summary)
-    trace = trace_table(rec) if config.run.trace == "full" else None
-    audit_arrays = None if audit is None else _audit_arrays(audit, rec)
     if out is None:
         return Run(meta, trace=trace, evals=evals)
     extra = None
     if isinstance(config.workers.speed, TraceTimes):  # keep the run directory self-contained
         meta["config"]["workers"]["speed"]["file"] = SPEEDS_FILE
         extra = {SPEEDS_FILE: _times_csv(config.workers.speed.times[:workers, :clocks])}
-    return write_run(out, meta, trace=trace, evals=evals, audit=audit_arrays, extra_files=extra, force=force)
+    return write_run(out, meta, trace=trace, evals=evals, audit=audit, extra_files=extra, force=force)
 
 
 SPEEDS_FILE = "speeds.csv"
