@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from sspsim.config import Config
+from sspsim.config import Config, ProblemConfig
 from sspsim.errors import ConfigError
-from sspsim.problems import make_problem, problem_facts
+from sspsim.problems import make_problem, problem_facts, torch_problem
 from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
@@ -18,6 +18,9 @@ from sspsim.sim.engine import Audit, simulate_events
 from sspsim.evaluate import eval_clocks
 from sspsim.speeds import TraceTimes, compute_times
 from sspsim.trace import Recording, summarize, trace_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sspsim.task import TaskFactory, TorchTask
 
 __all__ = ["choose_engine", "simulate"]
 
@@ -54,18 +57,28 @@ def simulate(
     progress: Progress | None = None,
     server_class: type[ParameterServer] = ParameterServer,
     force: bool = False,
+    task: TorchTask | TaskFactory | None = None,
 ) -> Run:
     """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`.
 
     ``server_class`` replaces the parameter server (and forces the event engine): the seam the
     mutation tests use to show that the theorem checks catch broken schedulers.  ``out`` follows
     :mod:`sspsim.outdir` (checked before anything runs): an existing sspsim run is replaced only with ``force``.
+
+    ``task`` trains your own model instead of ``[problem]``'s: an :class:`sspsim.TorchTask`, or a
+    factory ``(seed, **options) -> TorchTask`` called with the problem seed and
+    ``[problem.options]``.  The run records ``kind = "torch"`` and, for a factory an import can
+    reach, where it lives, so that ``sspsim check`` can rebuild the task.
     """
     if out is not None:
         from sspsim.outdir import check_folder
 
         check_folder(out, force=force)
-    problem = make_problem(config.problem, config.problem_seed)
+    if task is not None:
+        config = _with_task(config, task)
+        problem = torch_problem(config.problem, config.problem_seed, task)
+    else:
+        problem = make_problem(config.problem, config.problem_seed)
     workers, clocks = config.workers.count, config.run.clocks
     compute = compute_times(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed,
@@ -100,6 +113,20 @@ def simulate(
 
 
 SPEEDS_FILE = "speeds.csv"
+
+
+def _with_task(config: Config, task: object) -> Config:
+    """``config`` with ``[problem] kind = "torch"`` and the factory's location (when one is known)."""
+    from sspsim.task import factory_ref
+
+    ref = None if not callable(task) else factory_ref(task)
+    factory, folder = ref if ref is not None else (None, None)
+    old = config.problem
+    problem = ProblemConfig(  # the keys a torch task uses; a built-in kind's own keys are dropped
+        kind="torch", batch_size=old.batch_size, seed=old.seed, factory=factory, factory_dir=folder,
+        device=old.device, options=old.options, eval_samples=old.eval_samples if old.kind == "torch" else None,
+    )
+    return config.replace(problem=problem)
 
 
 def _times_csv(times: np.ndarray) -> str:
