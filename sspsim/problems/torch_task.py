@@ -130,12 +130,13 @@ class TorchTaskProblem:
         return functional_call(self.model, params, (inputs,))  # type: ignore[no-any-return]
 
     def _loss_grad_rows(self, x: np.ndarray, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
-        flat = torch.tensor(x, dtype=self.dtype, device=self.device, requires_grad=True)
-        loss = self.loss_fn(self._forward(self._params(flat), inputs), targets)
+        flat = torch.from_numpy(np.asarray(x, dtype=np.float64)).to(self.device, self.dtype)
+        leaves = [t.view(s).detach().requires_grad_() for t, s in zip(flat.split(self.sizes), self.shapes)]
+        loss = self.loss_fn(self._forward(dict(zip(self.names, leaves)), inputs), targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise InputError(FIELD, "TorchTask.loss", "must return a scalar tensor (the mean loss of the batch)")
-        (grad,) = torch.autograd.grad(loss.reshape(()), flat)
-        return float(loss.detach()), grad
+        grads = torch.autograd.grad(loss.reshape(()), leaves)  # one leaf per parameter: the cheapest backward
+        return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads])
 
     def initial_params(self) -> np.ndarray:
         """The model's parameters as the factory built them, flattened, in float64."""
