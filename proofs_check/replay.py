@@ -81,7 +81,14 @@ def replay(rd: RunData) -> Replay | str:
     """Replay ``rd``'s math, or give a one-line reason it cannot be replayed."""
     if rd.trace is None:
         return "no trace.csv to replay"
-    problem = rd.problem
+    if rd.config.problem.kind == "torch":  # a user's model: rebuilt, its math restated (torch_oracle)
+        from sspsim.proofs_check.torch_oracle import torch_oracle
+
+        problem = torch_oracle(rd.config.problem, rd.config.problem_seed, rd.meta.get("problem", {}).get("device"))
+        if isinstance(problem, str):
+            return problem
+    else:
+        problem = rd.problem
     if problem is None:
         return "problem.kind = 'none' has no math"
     rows = len(rd.trace)

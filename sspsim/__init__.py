@@ -34,6 +34,7 @@ if typing.TYPE_CHECKING:  # pragma: no cover - what __getattr__ loads on first u
     from sspsim.problems import make_problem
     from sspsim.rundir import Run, read_run, read_runs
     from sspsim.sim import simulate
+    from sspsim.task import TorchTask
 
 try:
     __version__ = importlib.metadata.version("sspsim")
@@ -46,6 +47,7 @@ _LAZY = {
     "Run": "sspsim.rundir",
     "read_run": "sspsim.rundir",
     "read_runs": "sspsim.rundir",
+    "TorchTask": "sspsim.task",
 }
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "SSPSimError",
+    "TorchTask",
     "Wait",
     "WorkersConfig",
     "config_from_dict",

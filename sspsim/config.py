@@ -65,7 +65,7 @@ __all__ = [
     "section_keys",
 ]
 
-ProblemKind = Literal["logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "none"]
+ProblemKind = Literal["logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "torch", "none"]
 ReadPolicy = Literal["eager", "lazy", "push"]
 Schedule = Literal["constant", "inv_sqrt"]
 Activation = Literal["sigmoid", "tanh", "relu"]
@@ -124,6 +124,61 @@ class _Widths(Rule):
         return {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
 
 
+# -- [problem] kind = "torch": your own model (sspsim.task) ---------------------------------
+
+
+class _Factory(Rule):
+    """``"module:function"``: the factory of a torch task."""
+
+    optional = True
+
+    def _parse(self, where: str, v: Any, base: Path) -> str:
+        from sspsim.task import parse_factory
+
+        parse_factory(v, where)
+        return str(v)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"}
+
+
+class _Folder(Rule):
+    """A folder; relative paths resolve against the config's folder; the normal form is absolute."""
+
+    optional = True
+
+    def _parse(self, where: str, v: Any, base: Path) -> str:
+        if not isinstance(v, str) or not v:
+            raise ConfigError(where, v, "must be a folder (relative paths resolve against the config's folder)")
+        return str((base / v).resolve())
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+class _Options(Rule):
+    """A table of keyword arguments (string keys)."""
+
+    optional = True
+
+    def _parse(self, where: str, v: Any, base: Path) -> dict[str, Any]:
+        if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):
+            raise ConfigError(where, v, "must be a table of keyword arguments for the factory ([problem.options])")
+        return _deep_copy(dict(v))
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object"}
+
+
+def _default_factory_dir(problem: dict[str, Any], base: Path) -> None:
+    """A factory is looked up next to the config file first: record that folder (run.json keeps it)."""
+    if problem.get("factory") is not None and problem.get("factory_dir") is None:
+        problem["factory_dir"] = str(base.resolve())
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig(_Section):
     """``[run]``: seed, length, what to record, which engine."""
@@ -155,6 +210,11 @@ class ProblemConfig(_Section):
     activation: Activation | None = spec(None, Choice(Activation, optional=True), "hidden activation (mlp, timit_like)")
     curvature: float | None = spec(None, Num(0.0, strict=True, optional=True), "h of quadratic (default 1)")
     eval_samples: int | None = spec(None, Int(1, optional=True), "samples of the periodic full-objective evaluation")
+    # -- kind = "torch": your own model (sspsim.task) --
+    factory: str | None = spec(None, _Factory(), "torch: 'module:function' returning an sspsim.TorchTask")
+    factory_dir: str | None = spec(None, _Folder(), "torch: where the factory's module is looked up first (default: the config's folder)")
+    device: Device | None = spec(None, Choice(Device, optional=True), "torch: where the simulator computes gradients (default auto)")
+    options: dict[str, Any] | None = spec(None, _Options(), "torch: keyword arguments of the factory ([problem.options])")
 
     def resolved(self) -> ProblemConfig:
         """Fill the per-kind defaults of the keys left unset."""
@@ -163,7 +223,7 @@ class ProblemConfig(_Section):
         if self.kind == "mlp" and self.samples > DIGITS_SAMPLES:
             fill["samples"] = DIGITS_SAMPLES
         samples = fill.get("samples", self.samples)
-        if self.eval_samples is None:
+        if self.eval_samples is None and self.kind != "torch":  # torch: the whole training set
             fill["eval_samples"] = min(samples, 2000) if self.kind == "timit_like" else samples
         return dataclasses.replace(self, **fill)
 
@@ -424,6 +484,8 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str | Path = ".") -> Conf
         # parse here, where relative paths can be resolved; the section re-checks the built values
         kwargs = {f.name: field_rule(f).parse(f"{name}.{field_key(f)}", table[field_key(f)], base)
                   for f in fields if field_key(f) in table}
+        if name == "problem":
+            _default_factory_dir(kwargs, base)
         built[name] = cls(**kwargs)
     return Config(**built, **meta)
 

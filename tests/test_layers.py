@@ -45,6 +45,7 @@ ORACLE_INPUTS = {
     "sspsim.problems",
     "sspsim.sampling",
     "sspsim.speeds",  # the distribution of compute times is a premise of the runtime laws
+    "sspsim.task",  # a user's torch task: its factory and data format (the replay rebuilds it)
 }
 ORACLE_FACADE_NAMES = {"Config", "ConfigError", "InputError", "SSPSimError", "load_config", "config_from_dict", "read_run", "Run"}
 

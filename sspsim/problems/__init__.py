@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from sspsim.config import ProblemConfig
+from sspsim.errors import MISSING, ConfigError
 from sspsim.problems.base import Constants, Layer, Problem
 from sspsim.problems.linear import LeastSquares, Logistic, Quadratic, RobustRegression
 from sspsim.problems.networks import MLP, DigitsMLP, TimitLike
@@ -25,6 +26,7 @@ __all__ = [
     "TimitLike",
     "make_problem",
     "problem_facts",
+    "torch_problem",
 ]
 
 
@@ -61,6 +63,8 @@ class NoMath:
 def make_problem(cfg: ProblemConfig, seed: int) -> Problem:
     """Build the problem a (resolved) ``[problem]`` table describes, with data from ``seed``."""
     cfg = cfg.resolved()
+    if cfg.kind == "torch":
+        return torch_problem(cfg, seed)
     assert cfg.dim is not None and cfg.noise is not None
     if cfg.kind == "none":
         return NoMath(cfg.dim)
@@ -79,6 +83,29 @@ def make_problem(cfg: ProblemConfig, seed: int) -> Problem:
     )
 
 
+def torch_problem(cfg: ProblemConfig, seed: int, task: object = None) -> Problem:
+    """``kind = "torch"``: the task ``cfg.factory(seed, **cfg.options)`` builds (or ``task``, a
+    :class:`~sspsim.task.TorchTask` or a factory given directly), as a Problem.  Imports torch."""
+    from sspsim.problems.torch_task import TorchTaskProblem
+    from sspsim.task import TorchTask, build_task, load_factory
+
+    if task is None:
+        if cfg.factory is None:
+            raise ConfigError("problem.factory", MISSING,
+                              "kind = 'torch' needs a factory 'module:function' (or pass task= to sspsim.simulate)")
+        name = cfg.factory
+        task = build_task(load_factory(cfg.factory, cfg.factory_dir), seed, cfg.options, name=name)
+    elif isinstance(task, TorchTask):
+        name = "the task"
+    elif callable(task):
+        name = getattr(task, "__name__", "the factory")
+        task = build_task(task, seed, cfg.options, name=name)
+    else:
+        raise ConfigError("task", type(task).__name__, "must be an sspsim.TorchTask or a factory (seed, **options) -> TorchTask")
+    assert isinstance(task, TorchTask)
+    return TorchTaskProblem(task, device=cfg.device, eval_samples=cfg.eval_samples, batch_size=cfg.batch_size, name=name)
+
+
 def problem_facts(problem: Problem, message_cost: float | None) -> dict[str, Any]:
     """What run.json records of a problem: size, layers, and the constants the theorems need."""
     return {
@@ -86,6 +113,14 @@ def problem_facts(problem: Problem, message_cost: float | None) -> dict[str, Any
         "n_params": problem.n_params,
         "n_samples": problem.n_samples,
         "message_cost": message_cost,
-        "layers": [{"name": l.name, "n_in": l.n_in, "n_out": l.n_out, "offset": l.offset} for l in problem.layers],
+        "layers": [_layer_facts(l) for l in problem.layers],
         "constants": problem.constants().to_dict() if problem.has_math else {},
+        **({"device": str(problem.device)} if problem.kind == "torch" else {}),  # type: ignore[attr-defined]
     }
+
+
+def _layer_facts(layer: Layer) -> dict[str, Any]:
+    facts: dict[str, Any] = {"name": layer.name, "n_in": layer.n_in, "n_out": layer.n_out, "offset": layer.offset}
+    if layer.size is not None:
+        facts["size"] = layer.size
+    return facts

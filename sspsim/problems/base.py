@@ -50,27 +50,42 @@ class Layer:
     """One layer of a layered model: its weight matrix and bias inside the flat parameter vector.
 
     Flat layout, layer after layer: ``W`` (``out x in``, row-major, the shape of
-    ``torch.nn.Linear.weight``) followed by ``b`` (``out``).
+    ``torch.nn.Linear.weight``) followed by ``b`` (``out``).  A layer of any other shape (a
+    torch model's top-level module) is only a span: ``size`` parameters from ``offset``, with
+    ``n_in = n_out = 0`` and no ``weight``/``bias`` split (see :meth:`of_span`).
     """
 
     name: str
     n_in: int
     n_out: int
     offset: int
+    size: int | None = None  # set for span-only layers; dense layers have n_out * (n_in + 1)
+
+    @classmethod
+    def of_span(cls, name: str, offset: int, size: int) -> Layer:
+        """A layer that is just ``size`` consecutive parameters from ``offset``."""
+        return cls(name=name, n_in=0, n_out=0, offset=offset, size=size)
 
     @property
     def weight(self) -> slice:
+        self._dense()
         return slice(self.offset, self.offset + self.n_out * self.n_in)
 
     @property
     def bias(self) -> slice:
+        self._dense()
         start = self.offset + self.n_out * self.n_in
         return slice(start, start + self.n_out)
 
     @property
     def span(self) -> slice:
-        """Weight and bias together."""
-        return slice(self.offset, self.offset + self.n_out * (self.n_in + 1))
+        """Weight and bias together (every parameter of the layer)."""
+        size = self.n_out * (self.n_in + 1) if self.size is None else self.size
+        return slice(self.offset, self.offset + size)
+
+    def _dense(self) -> None:
+        if self.size is not None:
+            raise TypeError(f"layer {self.name!r} is a span of {self.size} parameters, not a dense weight and bias")
 
 
 @runtime_checkable

@@ -6,14 +6,14 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sspsim.config import Config
+from sspsim.config import Config, ProblemConfig
 from sspsim.errors import ConfigError
 from sspsim.evaluate import eval_clocks
-from sspsim.problems import Problem, make_problem, problem_facts
+from sspsim.problems import Problem, make_problem, problem_facts, torch_problem
 from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
@@ -22,6 +22,9 @@ from sspsim.sim.heapq_engine import simulate_heapq
 from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.trace import Recording, summarize, summary_figures, trace_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sspsim.task import TaskFactory, TorchTask
 
 __all__ = ["choose_engine", "simulate", "streams"]
 
@@ -74,18 +77,28 @@ def simulate(
     progress: Progress | None = None,
     server_class: type[ParameterServer] = ParameterServer,
     force: bool = False,
+    task: TorchTask | TaskFactory | None = None,
 ) -> Run:
     """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`.
 
     ``server_class`` replaces the parameter server (and forces the event engine): the seam the
     mutation tests use to show that the theorem checks catch broken schedulers.  ``out`` follows
     :mod:`sspsim.outdir` (checked before anything runs): an existing sspsim run is replaced only with ``force``.
+
+    ``task`` trains your own model instead of ``[problem]``'s: an :class:`sspsim.TorchTask`, or a
+    factory ``(seed, **options) -> TorchTask`` called with the problem seed and
+    ``[problem.options]``.  The run records ``kind = "torch"`` and, for a factory an import can
+    reach, where it lives, so that ``sspsim check`` can rebuild the task.
     """
     if out is not None:
         from sspsim.outdir import check_folder
 
         check_folder(out, force=force)
-    problem = make_problem(config.problem, config.problem_seed)
+    if task is not None:
+        config = _with_task(config, task)
+        problem = torch_problem(config.problem, config.problem_seed, task)
+    else:
+        problem = make_problem(config.problem, config.problem_seed)
     workers, clocks = config.workers.count, config.run.clocks
     if server_class is ParameterServer and streams(config):
         try:
@@ -160,6 +173,20 @@ def _finish(
 
 
 SPEEDS_FILE = "speeds.csv"
+
+
+def _with_task(config: Config, task: object) -> Config:
+    """``config`` with ``[problem] kind = "torch"`` and the factory's location (when one is known)."""
+    from sspsim.task import factory_ref
+
+    ref = None if not callable(task) else factory_ref(task)
+    factory, folder = ref if ref is not None else (None, None)
+    old = config.problem
+    problem = ProblemConfig(  # the keys a torch task uses; a built-in kind's own keys are dropped
+        kind="torch", batch_size=old.batch_size, seed=old.seed, factory=factory, factory_dir=folder,
+        device=old.device, options=old.options, eval_samples=old.eval_samples if old.kind == "torch" else None,
+    )
+    return config.replace(problem=problem)
 
 
 def _times_csv(times: np.ndarray) -> str:
