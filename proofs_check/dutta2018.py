@@ -57,6 +57,20 @@ __all__ = [
 
 SRC = "Dutta et al. 2018 (AISTATS)"
 Z99 = 2.5758293035489004  # two-sided 99% normal quantile
+
+
+def two_sided_p(excess: float, se: float) -> float:
+    """Two-sided normal p-value of a deviation ``excess`` (beyond the rounding tolerance) with standard
+    error ``se``: erfc(z / sqrt 2), z = excess / se.  A run is outside the 99% CI exactly when p < 0.01.
+
+    >>> round(two_sided_p(2.5758293035489004, 1.0), 6)
+    0.01
+    """
+    if excess <= 0:
+        return 1.0
+    if not se > 0:
+        return 0.0
+    return math.erfc(excess / se / math.sqrt(2.0))
 MIN_CLOCKS = 30
 
 
@@ -206,14 +220,17 @@ class SyncRuntime(Theorem[RunData]):
         measured = float(durations.mean())
         sd = float(durations.std(ddof=1))
         predicted, how = self.predicted(rd)
-        half = Z99 * sd / math.sqrt(n) + 1e-9 * abs(predicted) + 1e-12
+        tol = 1e-9 * abs(predicted) + 1e-12
+        half = Z99 * sd / math.sqrt(n) + tol
         ok = abs(measured - predicted) <= half
+        p_value = two_sided_p(abs(measured - predicted) - tol, sd / math.sqrt(n))
         detail = (f"mean time per clock {measured:.5g} over {n} clocks vs 2m + E[max_p X_p] = {predicted:.5g} ({how}); "
                   f"99% CI half-width {half:.3g}")
         if not ok:
             detail = f"time per clock outside the 99% CI (|diff| = {abs(measured - predicted):.3g}): " + detail
         return Finding(ok, measured, predicted, detail,
-                       {"ci_half_width": half, "sd": sd, "clocks": n, "method": how})
+                       {"ci_half_width": half, "sd": sd, "clocks": n, "method": how,
+                        "p_value": p_value, "statistical": True})
 
 
 class AsyncRuntime(Theorem[RunData]):
@@ -262,8 +279,10 @@ class AsyncRuntime(Theorem[RunData]):
         with np.errstate(divide="ignore", invalid="ignore"):  # a worker whose iterations took no time
             measured = 1.0 / float(np.sum(1.0 / means))
             se = math.sqrt(float(np.sum((measured**2 / means**2) ** 2 * sds**2 / ns)))  # delta method
-        half = Z99 * se + 1e-9 * predicted + 1e-12
+        tol = 1e-9 * predicted + 1e-12
+        half = Z99 * se + tol
         in_ci = bool(np.isfinite(half)) and abs(measured - predicted) <= half
+        p_value = two_sided_p(abs(measured - predicted) - tol, se) if np.isfinite(half) else 0.0
         ok = in_ci and not waited.any()
         detail = (f"time per update 1/Σ_p 1/mean_p = {measured:.5g} vs 1/Σ_p 1/E[D_p] = {predicted:.5g} "
                   f"(99% CI half-width {half:.3g}); largest wait {max_wait:.3g}")
@@ -275,6 +294,7 @@ class AsyncRuntime(Theorem[RunData]):
             detail = f"time per update outside the 99% CI (|diff| = {abs(measured - predicted):.3g}): " + detail
         return Finding(ok, measured, predicted, detail,
                        {"ci_half_width": half, "max_wait": max_wait, "waits": int(waited.sum()),
+                        "p_value": p_value, "statistical": not bool(waited.any()),
                         "per_worker_mean": means.tolist(), "per_worker_expected": ED.tolist()})
 
 

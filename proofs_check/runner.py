@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sspsim.proofs_check.evidence import RunData, SweepData, evidence_of, load_evidence
+from sspsim.proofs_check.multiplicity import holm
 from sspsim.proofs_check.registry import select
 from sspsim.proofs_check.theorem import Theorem
 from sspsim.proofs_check.verdict import Outcome, Verdict
@@ -19,7 +20,8 @@ __all__ = ["check_evidence", "check_path", "check_runs"]
 
 def check_path(path: str | Path, theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:
     """Verdicts for a run directory (its run-scope theorems) or a sweep directory (each run's,
-    then the sweep-scope theorems over the group)."""
+    with Holm's procedure over the runs for the interval checks (:mod:`.multiplicity`), then the
+    sweep-scope theorems over the group)."""
     return check_evidence(load_evidence(path), select(theorems))
 
 
@@ -42,6 +44,7 @@ def check_evidence(evidence: RunData | SweepData, theorems: tuple[Theorem, ...])
         return verdicts
     for run in evidence.runs:
         verdicts.extend(theorem.check(run, run=run.name) for theorem in theorems if theorem.scope == "run")
+    verdicts = holm(verdicts)  # interval checks: control the false alarms across the sweep's runs
     for theorem in theorems:
         if theorem.scope == "sweep":
             verdicts.append(theorem.check(evidence, run=evidence.name, n_runs=len(evidence)))
