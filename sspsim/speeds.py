@@ -252,7 +252,8 @@ class LogNormal(SpeedModel):
 
     @classmethod
     def tables(cls, st: Any, max_mean: float) -> Any:
-        return st.builds(lambda m, s: {"kind": cls.kind, "mean": m, "sigma": s}, st.floats(0.05, max_mean), st.floats(0.0, 1.5))
+        # sigma >= 0.1: a smaller one draws near-constant times, whose float ties no engine orders causally
+        return st.builds(lambda m, s: {"kind": cls.kind, "mean": m, "sigma": s}, st.floats(0.05, max_mean), st.floats(0.1, 1.5))
 
 
 @dataclass(frozen=True)
@@ -316,8 +317,8 @@ class Uniform(SpeedModel):
     def tables(cls, st: Any, max_mean: float) -> Any:
         @st.composite
         def table(draw: Any) -> dict[str, Any]:
-            low = draw(st.floats(0.0, max_mean))
-            return {"kind": cls.kind, "low": low, "high": low + draw(st.floats(0.0, max_mean))}
+            low = draw(st.floats(0.05, max_mean))  # no zero-length iterations, no near-constant widths (ties)
+            return {"kind": cls.kind, "low": low, "high": low + draw(st.floats(0.01, max_mean))}
 
         return table()
 
