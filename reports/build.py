@@ -288,7 +288,7 @@ def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
     if not pairs:
         return None, ("no simulated run of the same experiment as a real run (same workers.count, staleness, "
                       "read_policy, clocks and problem)")
-    from sspsim.compare import METRICS, compare_runs
+    from sspsim.comparison import METRICS, compare_runs
 
     names = dict(METRICS)
     frames = []
@@ -313,7 +313,7 @@ def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
                               classes=["", "num", "num", "num"]) + _fidelity_limits(real))
     what = ("Where a simulated run and a real run describe the same experiment (same workers, staleness, read "
             "policy, clocks and problem), the simulator's prediction (dashed) is drawn over the measurement "
-            "(solid), and sspsim.compare's metrics give the relative error of each prediction and their "
+            "(solid), and sspsim.comparison's metrics give the relative error of each prediction and their "
             "geometric mean.")
     body = _what(what)
     if frames:

@@ -31,6 +31,7 @@ from sspsim.errors import ConfigError, InputError, ProtocolError, SSPSimError
 from sspsim.ssp import INF, ClockTable, Proceed, Wait
 
 if typing.TYPE_CHECKING:  # pragma: no cover - what __getattr__ loads on first use
+    from sspsim.notebook import check, compare, read_sweep, sweep
     from sspsim.problems import make_problem
     from sspsim.rundir import Run, read_run, read_runs
     from sspsim.sim import simulate
@@ -48,6 +49,10 @@ _LAZY = {
     "read_run": "sspsim.rundir",
     "read_runs": "sspsim.rundir",
     "TorchTask": "sspsim.task",
+    "sweep": "sspsim.notebook",
+    "read_sweep": "sspsim.notebook",
+    "check": "sspsim.notebook",
+    "compare": "sspsim.notebook",
 }
 
 
@@ -82,11 +87,15 @@ __all__ = [
     "TorchTask",
     "Wait",
     "WorkersConfig",
+    "check",
+    "compare",
     "config_from_dict",
     "example",
     "load_config",
     "make_problem",
     "read_run",
     "read_runs",
+    "read_sweep",
     "simulate",
+    "sweep",
 ]

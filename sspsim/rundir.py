@@ -64,6 +64,28 @@ class Run:
         self._trace_columns = trace
         self._eval_rows = evals
 
+    def _repr_html_(self) -> str:
+        """A summary table, how Jupyter shows a run."""
+        import html
+
+        config = self.meta.get("config") or {}
+        consistency = config.get("consistency") or {}
+        facts = [
+            ("backend", self.meta.get("backend")), ("status", self.meta.get("status", "complete")),
+            ("problem", (config.get("problem") or {}).get("kind")),
+            ("workers", (config.get("workers") or {}).get("count")),
+            ("staleness", consistency.get("staleness")), ("read policy", consistency.get("read_policy")),
+            ("clocks", (config.get("run") or {}).get("clocks")),
+        ]
+        keys = ("time_per_clock", "wait_fraction", "mean_staleness", "max_staleness", "mean_update_staleness",
+                "final_objective", "time_to_target", "throughput")
+        summary = self.meta.get("summary") or {}
+        facts += [(k.replace("_", " "), summary[k]) for k in keys if k in summary]
+        cells = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                        f"<td>{html.escape(f'{v:.5g}' if isinstance(v, float) else str(v))}</td></tr>" for k, v in facts)
+        where = html.escape(str(self.path)) if self.path else "not written"
+        return f"<table><caption>sspsim run ({where})</caption>{cells}</table>"
+
     def __repr__(self) -> str:
         where = f" at {self.path}" if self.path else ""
         return f"<Run {self.meta.get('backend')} {self.meta['config']['problem']['kind']}{where}>"

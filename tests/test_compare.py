@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sspsim.compare import TIMING_METRICS, by_construction, compare_runs
+from sspsim.comparison import TIMING_METRICS, by_construction, compare_runs
 from sspsim.rundir import Run
 
 

@@ -32,6 +32,7 @@ LEVELS = {
     "sspsim.reports": 2,
     "sspsim.cli": 3,
     "sspsim.testing": 3,
+    "sspsim.notebook": 3,  # the DataFrame API the facade re-exports: sweeps, checks, comparisons
 }
 FACADE = "sspsim"
 # What proofs_check may take from the core: data formats and the inputs of a run.

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     as the headline, and the metrics that are equal by construction apart.  Exit 1 when ``--max-error``
     is exceeded, else 0."""
     from sspsim.cli.console import print_table
-    from sspsim.compare import METRICS, compare_runs
+    from sspsim.comparison import METRICS, compare_runs
 
     with reading("SIM_DIR, REAL_DIR", f"{args.sim_dir}, {args.real_dir}"):
         result = compare_runs(args.sim_dir, args.real_dir)

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 import sspsim  # noqa: E402
-from sspsim.compare import compare_runs  # noqa: E402
+from sspsim.comparison import compare_runs  # noqa: E402
 
 CONFIG = """
 [run]
