@@ -21,7 +21,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-
 import sspsim
 from sspsim.real.launch import deploy
 from sspsim.schedule import batch_schedule

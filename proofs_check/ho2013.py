@@ -11,14 +11,14 @@ import math
 import numpy as np
 import scipy.optimize
 
+from sspsim.config import Config
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import read_sets
 from sspsim.proofs_check.replay import run_math
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim.config import Config
 from sspsim.sampling import sample_indices
 
-__all__ = ["IndexWindow", "InconsistencyBound", "Regret", "RegretRate", "stream_regret", "theorem_step"]
+__all__ = ["InconsistencyBound", "IndexWindow", "Regret", "RegretRate", "stream_regret", "theorem_step"]
 
 SRC = "Ho et al. 2013"
 

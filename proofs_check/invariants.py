@@ -21,9 +21,8 @@ import numpy as np
 
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import read_sets
-from sspsim.proofs_check.replay import replay
+from sspsim.proofs_check.replay import StepSize, replay
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim.proofs_check.replay import StepSize
 from sspsim.sampling import sample_indices
 
 __all__ = ["Gate", "Limits", "NoFutureReads", "ReadGuarantee", "ReadMyWrites", "ReplayNoisyView", "WellFormed"]

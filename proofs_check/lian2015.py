@@ -41,7 +41,7 @@ from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.replay import run_math
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
-__all__ = ["ErgodicRate", "MAX_WORK", "server_states"]
+__all__ = ["MAX_WORK", "ErgodicRate", "server_states"]
 
 SRC = "Lian, Huang, Li, Liu 2015 (NIPS, arXiv 1506.08272)"
 MAX_WORK = 400_000_000  # states x samples x parameters evaluated (full gradients) per check
@@ -139,4 +139,4 @@ class ErgodicRate(Theorem[RunData]):
         if not ok:
             detail = "ergodic bound exceeded: " + detail
         return Finding(ok, measured, bound + tolerance, detail,
-                       {"theorem_bound": bound, "tolerance": tolerance, "delay_T": T, "K": K, "sigma2": sigma2, "states_evaluated": int(len(picked))})
+                       {"theorem_bound": bound, "tolerance": tolerance, "delay_T": T, "K": K, "sigma2": sigma2, "states_evaluated": len(picked)})

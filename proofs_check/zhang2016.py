@@ -34,9 +34,9 @@ import math
 import numpy as np
 import scipy.stats
 
+from sspsim import speeds as sp
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim import speeds as sp
 
 __all__ = ["AsyncStalenessLaw", "geometric_gof", "steady_rows"]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import io
 import math
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import matplotlib
 import numpy as np

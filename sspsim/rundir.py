@@ -17,9 +17,10 @@ import json
 import math
 import os
 import platform
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -128,7 +129,7 @@ class Run:
         try:
             with np.load(self.path / "audit.npz") as npz:
                 return {k: npz[k] for k in npz.files}
-        except Exception as exc:  # noqa: BLE001 - any unreadable archive is bad input
+        except Exception as exc:  # any unreadable archive is bad input
             raise InputError(str(self.path / "audit.npz"), "...", f"unreadable ({exc.__class__.__name__})") from None
 
     def location(self, name: str) -> str:

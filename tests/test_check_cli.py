@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import sspsim
-from sspsim.proofs_check import CATALOGUE
-from sspsim.proofs_check.ho2013 import theorem_step
 from sspsim.cli import main
 from sspsim.problems import make_problem
+from sspsim.proofs_check import CATALOGUE
+from sspsim.proofs_check.ho2013 import theorem_step
 
 KEYS = {"theorem", "outcome", "measured", "bound", "reference"}
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.optimizer import StepSize
 from sspsim.sampling import sample_indices
-
 from tests.strategies import budget
 
 

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import sspsim
 from sspsim.schedule import batch_schedule
-
 from tests.strategies import CONTINUOUS_KINDS, budget, materialize, sim_configs, small_staleness, write_times
 
 H4 = 1 + 1 / 2 + 1 / 3 + 1 / 4

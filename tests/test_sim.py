@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.sampling import sample_indices
-
 from tests.simcheck import check_trace
 from tests.strategies import budget, materialize, sim_configs
 
