@@ -102,7 +102,7 @@ def geometric_gof(samples: np.ndarray, P: int) -> tuple[float, int]:
         return 1.0, 0
     probs = np.append((1 - q) * q ** np.arange(K), q**K)
     observed = np.append(np.bincount(np.minimum(samples, K), minlength=K + 1)[:K], (samples >= K).sum())
-    stat, p = scipy.stats.chisquare(observed, n * probs)
+    _, p = scipy.stats.chisquare(observed, n * probs)
     return float(p), K + 1
 
 

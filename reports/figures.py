@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -219,7 +220,7 @@ def _staleness_heatmaps(counts: pd.DataFrame, labels: list[str], measures: list[
             r = g[g["label"] == label]
             if len(r):
                 mat[i], _ = np.histogram(r["value"], bins=bins, weights=r["fraction"])
-        xt = [str(b) if top < 30 else f"{b}-{e - 1}" for b, e in zip(bins[:-1], bins[1:])]
+        xt = [str(b) if top < 30 else f"{b}-{e - 1}" for b, e in itertools.pairwise(bins)]
         sns.heatmap(pd.DataFrame(mat, index=labels, columns=xt), ax=ax, cmap="rocket_r", vmin=0, vmax=1,
                     cbar=j == 1, cbar_kws={"label": "fraction of reads"}, linewidths=0)
         ax.set_title(name)
@@ -370,7 +371,7 @@ def speedup_figure(table: pd.DataFrame, marks: Sequence[tuple[float, float, str]
     for ax, problem in zip(axes.flat, problems):
         sub = table[table["problem"] == problem]
         ax.plot([1, top], [1, top], color="0.4", ls="--", lw=1, label="ideal (speedup = P)")
-        for (stale, group), g in sub.groupby(["staleness", "group"], sort=False):
+        for (stale, _), g in sub.groupby(["staleness", "group"], sort=False):
             g = g.sort_values("P")
             ax.plot(g["P"], g["speedup"], marker="o", color=palette[stale], lw=1.6,
                     label=stale if sub[sub["staleness"] == stale]["group"].nunique() == 1 else f"{stale} ({g['policy'].iloc[0]}, {g['backend'].iloc[0]})")

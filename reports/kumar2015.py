@@ -262,7 +262,7 @@ def kumar_claims(runs: Sequence[Run], labels: dict[int, str] | None = None) -> d
     """Problem -> the claims table rows: speedups measured from the runs, the reconstructed
     statements from the kumar2015 checks' verdicts (see the module docstring)."""
     out: dict[str, list[Claim]] = {}
-    for key, members, cells, target, why, sp in _groups(_entries(runs, labels)):
+    for key, members, cells, _target, _why, sp in _groups(_entries(runs, labels)):
         out[key] = _claims(key, members, cells, sp)
     return out
 
