@@ -94,7 +94,7 @@ class ErgodicRate(Theorem[RunData]):
 
     @staticmethod
     def _delay(rd: RunData) -> int:
-        tau = rd.trace["update_staleness"].to_numpy()
+        tau = rd.trace_table["update_staleness"].to_numpy()
         return int(tau.max()) if len(tau) else 0
 
     def measure(self, rd: RunData) -> Finding:

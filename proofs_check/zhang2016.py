@@ -60,7 +60,7 @@ def _continuous(speed: sp.SpeedModel) -> bool:
 def steady_rows(rd: RunData) -> np.ndarray:
     """Row positions (commit order) of the steady state, a contiguous stretch: after the first 10%
     and after every row of clocks 1-2, up to the first worker's last commit (all still running)."""
-    n = len(rd.trace)
+    n = len(rd.trace_table)
     early = np.flatnonzero(rd.clock <= 2)
     start = max(math.ceil(0.1 * n), int(early.max()) + 1 if len(early) else 0)
     last = [int(np.flatnonzero(rd.worker == q).max()) for q in range(rd.P)]
@@ -147,7 +147,7 @@ class AsyncStalenessLaw(Theorem[RunData]):
 
     def measure(self, rd: RunData) -> Finding:
         rows = steady_rows(rd)
-        tau = rd.trace["update_staleness"].to_numpy().astype(np.int64)[rows]
+        tau = rd.trace_table["update_staleness"].to_numpy().astype(np.int64)[rows]
         P = rd.P
         target = float(P - 1)
         if (tau < 0).any():

@@ -13,7 +13,7 @@ import io
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import matplotlib
 import numpy as np
@@ -23,6 +23,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "cost_of_staleness_figure",
@@ -36,7 +39,7 @@ __all__ = [
     "time_split_figure",
 ]
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     **sns.axes_style("whitegrid"),
     **sns.plotting_context("paper", font_scale=1.1),
     "font.family": "DejaVu Sans",
@@ -344,7 +347,7 @@ def layers_figure(layers: pd.DataFrame, x: str = "time") -> Figure:
     if len(found) > MANY:
         handles = [Line2D([], [], color=palette[h], lw=2, label=h) for h in sorted(set(layers["staleness"]), key=_s_key)]
         handles += [Line2D([], [], color="0.3", ls=ls, label=f"P={k}") for k, ls in styles.items()] if len(styles) > 1 else []
-        found = {h.get_label(): h for h in handles}
+        found = {str(h.get_label()): h for h in handles}
     fig.legend(list(found.values()), list(found.keys()), loc="outside right upper", fontsize=7.5, frameon=False)
     return fig
 

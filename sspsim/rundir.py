@@ -217,7 +217,8 @@ def write_run(
             pd.DataFrame(dict(trace)).to_csv(tmp / "trace.csv", index=False, lineterminator="\n")
         pd.DataFrame(evals).to_csv(tmp / "evals.csv", index=False, lineterminator="\n")
         if audit is not None:
-            np.savez_compressed(tmp / "audit.npz", **audit)
+            # numpy's stub cannot tell **kwds from its allow_pickle keyword
+            np.savez_compressed(tmp / "audit.npz", **audit)  # type: ignore[arg-type]
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         meta = dict(meta)
