@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import os
 import pstats
@@ -94,7 +95,7 @@ def plain_loop(problem, config, pairs: list[tuple[int, int]]) -> np.ndarray:  # 
 
 
 def commit_order(rec) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    workers, clocks = rec.shape
+    _, clocks = rec.shape
     order = np.argsort(rec.commit_index, axis=None, kind="stable")
     return [(int(i // clocks), int(i % clocks) + 1) for i in order]
 
@@ -140,7 +141,8 @@ def main() -> None:
         pairs = commit_order(rec)
         iters = len(pairs)
         t_sim, t_loop = best_of_interleaved(
-            [lambda: simulate_events(config, problem, compute), lambda: plain_loop(problem, config, pairs)], args.repeat
+            [functools.partial(simulate_events, config, problem, compute), functools.partial(plain_loop, problem, config, pairs)],
+            args.repeat,
         )
         ratio = t_sim / t_loop
         rows.append((kind, problem.n_params, config.problem.batch_size, iters, t_sim, t_loop,

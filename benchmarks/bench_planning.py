@@ -99,7 +99,7 @@ def main() -> None:
         print(f"{size:<12} {e:<6} {n:>9} {w:>8.3f} {es:>8.3f} {ips:>11.3g} {tpc:>11.6f} {st:>9.5f}")
     print(f"planning run: {iters:.3g} iterations, wall {wall:.2f} s, {iters / wall:.3g} iterations/s, "
           f"peak memory growth {rss:.0f} MiB")
-    for size, s, same in speedups:
+    for size, _, same in speedups:
         print(f"summary figures {size}: batch {'==' if same else '!='} event ({', '.join(CHECKED)})")
     for size, diff in mismatches:
         print(f"MISMATCH {size}: {diff}")

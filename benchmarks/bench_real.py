@@ -21,7 +21,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-
 import sspsim
 from sspsim.real.launch import deploy
 from sspsim.schedule import batch_schedule
@@ -55,7 +54,7 @@ def predicted_time_per_clock(cfg: sspsim.Config) -> float:
     w = cfg.workers
     times = compute_times(w.speed, workers=w.count, clocks=cfg.run.clocks, seed=cfg.run.seed,
                           stragglers=w.stragglers, transient=w.transient)
-    rec, M = batch_schedule(times, staleness=cfg.consistency.staleness, read_policy="eager", message_cost=0.0)
+    _, M = batch_schedule(times, staleness=cfg.consistency.staleness, read_policy="eager", message_cost=0.0)
     return float(M[-1] / cfg.run.clocks)
 
 

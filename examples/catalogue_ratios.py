@@ -29,6 +29,7 @@ def ho_logistic(s: int, policy: str, P: int = 4, clocks: int = 120) -> dict:
            "network": {"latency": 0.05}}
     config = sspsim.config_from_dict(raw)
     F = sspsim.make_problem(config.problem, 0).constants().diameter
+    assert F is not None  # logistic regression states its region's diameter
     raw["optimizer"] = {"lr": theorem_step(config, F), "schedule": "inv_sqrt"}
     return raw
 
@@ -86,8 +87,8 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="sspsim-catalogue-"))
     verdicts = []
     for name, raw in runs(root):
-        run = sspsim.simulate(sspsim.config_from_dict(raw), root / name)
-        verdicts += check_path(run.path)
+        sspsim.simulate(sspsim.config_from_dict(raw), root / name)
+        verdicts += check_path(root / name)
     for name, raw, grid in sweeps():
         run_sweep(expand_grid(raw, root, grid), root / name, jobs=2)
         verdicts += [v for v in check_path(root / name) if v.n_runs > 1 or v.theorem.startswith("kumar2015.weights")]

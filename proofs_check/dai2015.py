@@ -215,7 +215,7 @@ class EsspInconsistency(Theorem[SweepData]):
 
     @staticmethod
     def _pairs(sweep: SweepData) -> list[tuple[RunData, RunData]]:
-        pairs = []
+        pairs: list[tuple[RunData, RunData]] = []
         for group in groups_except(sweep, ("consistency.read_policy",)):
             lazy = [rd for rd in group if rd.policy == "lazy"]
             push = [rd for rd in group if rd.policy == "push"]

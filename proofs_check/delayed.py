@@ -81,7 +81,7 @@ def spectral_radius(a: float, tau: int) -> float:
 
 def constant_delay(rd: RunData) -> int | None:
     """The common update staleness of every update after the first P (None if it varies)."""
-    tau = rd.trace["update_staleness"].to_numpy().astype(np.int64)
+    tau = rd.trace_table["update_staleness"].to_numpy().astype(np.int64)
     rest = tau[rd.P:]
     if len(rest) == 0 or not np.all(rest == rest[0]):
         return None
@@ -121,7 +121,7 @@ def _setting_unmet(rd: RunData, *, noisy: bool) -> list[str]:
 
 
 def _delays(rd: RunData) -> np.ndarray:
-    return rd.trace["update_staleness"].to_numpy().astype(np.int64)
+    return rd.trace_table["update_staleness"].to_numpy().astype(np.int64)
 
 
 def _deterministic_factor(a: float, delays: np.ndarray, upto: int) -> float:
@@ -154,11 +154,11 @@ class StabilityThreshold(Theorem[RunData]):
         if abs(a - thr) < MARGIN * thr:
             return Finding(True, a, thr, f"a = {a:.4g} within {MARGIN:.0%} of the threshold {thr:.4g} (tau = {tau}): "
                            "too close to the threshold to decide from one finite run", extra, applicable=False)
-        obj = rd.evals["objective"].to_numpy(dtype=float)
-        updates = int(rd.evals["updates"].to_numpy()[-1])
+        obj = rd.evals_table["objective"].to_numpy(dtype=float)
+        updates = int(rd.evals_table["updates"].to_numpy()[-1])
         initial, final = float(obj[0]), float(obj[-1])
         # what the recursion with the recorded delays predicts after this many updates
-        u = _deterministic_factor(a, _delays(rd), min(updates, len(rd.trace)))
+        u = _deterministic_factor(a, _delays(rd), min(updates, len(rd.trace_table)))
         expect = u * u
         extra.update({"initial": initial, "final": final, "predicted_final_ratio": expect})
         if (stable and not expect < CONVERGED) or (not stable and not expect > 1.0):
@@ -198,7 +198,7 @@ class StationaryLoss(Theorem[RunData]):
         if len(window) < 2 * BATCHES:
             return [f"needs at least {2 * BATCHES} evaluations in the second half of evals.csv (has {len(window)}); "
                     "set run.eval_every small"]
-        ups = rd.evals["updates"].to_numpy()[window]
+        ups = rd.evals_table["updates"].to_numpy()[window]
         batch_updates = (int(ups[-1]) - int(ups[0])) / BATCHES
         mixing = 1.0 / (1.0 - spectral_radius(a, tau))
         if batch_updates < 10 * mixing:
@@ -208,7 +208,7 @@ class StationaryLoss(Theorem[RunData]):
 
     @staticmethod
     def _window(rd: RunData) -> np.ndarray:
-        n = len(rd.evals)
+        n = len(rd.evals_table)
         return np.arange(max(1, n // 2), n)
 
     def expected_curve(self, rd: RunData, at: np.ndarray) -> tuple[np.ndarray, float]:
@@ -257,7 +257,7 @@ class StationaryLoss(Theorem[RunData]):
 
     def measure(self, rd: RunData) -> Finding:
         window = self._window(rd)
-        ev = rd.evals
+        ev = rd.evals_table
         ups = ev["updates"].to_numpy().astype(np.int64)[window]
         f_star = float(rd.problem.constants().f_star)
         excess = ev["objective"].to_numpy(dtype=float)[window] - f_star

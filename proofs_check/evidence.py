@@ -111,6 +111,28 @@ class RunData:
                 return "audit.npz rows do not match trace.csv rows"
         return None
 
+    @property
+    def trace_table(self) -> pd.DataFrame:
+        """The trace, for code that runs only once a trace is known to exist (a check whose
+        assumptions required one)."""
+        if self.trace is None:
+            raise RuntimeError(f"{self.name}: a check read the trace of a run that has none")
+        return self.trace
+
+    @property
+    def evals_table(self) -> pd.DataFrame:
+        """The evaluations, for code that runs only once they are known to exist."""
+        if self.evals is None:
+            raise RuntimeError(f"{self.name}: a check read the evaluations of a run that has none")
+        return self.evals
+
+    @property
+    def audit_log(self) -> dict[str, np.ndarray]:
+        """The audit log, for code that runs only once it is known to exist."""
+        if self.audit is None:
+            raise RuntimeError(f"{self.name}: a check read the audit log of a run that has none")
+        return self.audit
+
     def has(self, *columns: str) -> bool:
         """Whether the trace exists and has every column named."""
         return self.trace is not None and all(c in self.trace.columns for c in columns)
@@ -186,8 +208,7 @@ class RunData:
         return np.searchsorted(np.sort(self._col("commit_time")), instants, side="right")
 
     def _col(self, name: str) -> np.ndarray:
-        assert self.trace is not None
-        return self.trace[name].to_numpy()
+        return self.trace_table[name].to_numpy()
 
 
 class SweepData:

@@ -11,14 +11,14 @@ import math
 import numpy as np
 import scipy.optimize
 
+from sspsim.config import Config
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import read_sets
 from sspsim.proofs_check.replay import run_math
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim.config import Config
 from sspsim.sampling import sample_indices
 
-__all__ = ["IndexWindow", "InconsistencyBound", "Regret", "RegretRate", "stream_regret", "theorem_step"]
+__all__ = ["InconsistencyBound", "IndexWindow", "Regret", "RegretRate", "stream_regret", "theorem_step"]
 
 SRC = "Ho et al. 2013"
 
@@ -88,7 +88,7 @@ def stream_regret(rd: RunData, upto: int | None = None) -> tuple[float, np.ndarr
     """
     problem = rd.problem
     cfg = rd.config
-    keep = np.ones(len(rd.trace), dtype=bool) if upto is None else rd.t_index <= upto
+    keep = np.ones(len(rd.trace_table), dtype=np.bool_) if upto is None else rd.t_index <= upto
     rows = np.flatnonzero(keep)
     b, n = cfg.problem.batch_size, problem.n_samples
     idx = np.concatenate([sample_indices(cfg.problem_seed, int(rd.worker[r]), int(rd.clock[r]), b, n) for r in rows])
@@ -100,7 +100,7 @@ def stream_regret(rd: RunData, upto: int | None = None) -> tuple[float, np.ndarr
 
     res = scipy.optimize.minimize(total, problem.initial_params(), jac=True, method="L-BFGS-B",
                                   options={"gtol": 1e-10, "ftol": 0.0, "maxiter": 5000})
-    incurred = float(rd.trace["loss"].to_numpy()[rows].sum())
+    incurred = float(rd.trace_table["loss"].to_numpy()[rows].sum())
     return incurred - float(res.fun), res.x, T
 
 
@@ -164,8 +164,8 @@ class RegretRate(Theorem[RunData]):
 
     def assumptions(self, rd: RunData) -> list[str]:
         unmet = _theorem1_unmet(rd)
-        if not unmet and len(rd.trace) < 16 * rd.P:
-            unmet.append(f"needs at least 16 clocks for a rate (has {len(rd.trace) // rd.P})")
+        if not unmet and len(rd.trace_table) < 16 * rd.P:
+            unmet.append(f"needs at least 16 clocks for a rate (has {len(rd.trace_table) // rd.P})")
         return unmet
 
     def measure(self, rd: RunData) -> Finding:

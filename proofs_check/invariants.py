@@ -21,9 +21,8 @@ import numpy as np
 
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import read_sets
-from sspsim.proofs_check.replay import replay
+from sspsim.proofs_check.replay import StepSize, replay
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim.proofs_check.replay import StepSize
 from sspsim.sampling import sample_indices
 
 __all__ = ["Gate", "Limits", "NoFutureReads", "ReadGuarantee", "ReadMyWrites", "ReplayNoisyView", "WellFormed"]
@@ -74,8 +73,8 @@ class WellFormed(Theorem[RunData]):
                 problems.append(f"worker {q} has clocks {sorted(set(seen.tolist()))[:5]}... ({len(rows)} rows, expected 1..{clocks})")
                 continue
             order = rows[np.argsort(seen)]
-            commit = rd.trace["commit_time"].to_numpy()[order]
-            start = rd.trace["start_time"].to_numpy()[order]
+            commit = rd.trace_table["commit_time"].to_numpy()[order]
+            start = rd.trace_table["start_time"].to_numpy()[order]
             read = rd.read_instant[order]
             prev = np.concatenate([[0.0], commit[:-1]])
             wrong = (np.diff(commit) < 0).sum() + (start < read).sum() + (read < prev).sum() + (commit < start).sum()
@@ -120,8 +119,8 @@ class ReadGuarantee(Theorem[RunData]):
         return _needs_trace(rd)
 
     def measure(self, rd: RunData) -> Finding:
-        recorded_visible = rd.trace["visible_clock"].to_numpy()
-        recorded = rd.trace["staleness"].to_numpy()
+        recorded_visible = rd.trace_table["visible_clock"].to_numpy()
+        recorded = rd.trace_table["staleness"].to_numpy()
         sets = read_sets(rd)
         visible = recorded_visible if isinstance(sets, str) else sets.visible
         staleness = rd.clock - 1 - visible
@@ -148,7 +147,7 @@ class ReadMyWrites(Theorem[RunData]):
         return unmet
 
     def measure(self, rd: RunData) -> Finding:
-        missing = np.zeros(len(rd.trace), dtype=np.int64)
+        missing = np.zeros(len(rd.trace_table), dtype=np.int64)
         sets = read_sets(rd)
         if isinstance(sets, str):
             return Finding(False, None, 0.0, f"read sets unavailable: {sets}")
@@ -156,7 +155,8 @@ class ReadMyWrites(Theorem[RunData]):
             missing = (rd.clock - 1) - sets.own
             how = "commit-order prefixes"
         elif rd.has("read_updates"):
-            counted = rd.trace["read_updates"].to_numpy()
+            counted = rd.trace_table["read_updates"].to_numpy()
+            assert sets.cutoff is not None  # lazy/push read sets always carry their cutoff
             missing = ((rd.P - 1) * sets.cutoff + (rd.clock - 1)) - counted
             how = "read_updates counts"
         else:
@@ -215,12 +215,12 @@ class ReplayNoisyView(Theorem[RunData]):
     def measure(self, rd: RunData) -> Finding:
         tol = float_tolerance(rd)
         if rd.audit is not None:
-            tol = max(tol, 4e-16 * len(rd.trace))  # per-worker sums reorder the server's commit-order sum
+            tol = max(tol, 4e-16 * len(rd.trace_table))  # per-worker sums reorder the server's commit-order sum
             sets = read_sets(rd)
             if isinstance(sets, str):
                 return Finding(False, None, tol, f"read sets unavailable: {sets}")
             expected = _audit_read_params(rd, sets)
-            actual = rd.audit["params"]
+            actual = rd.audit_log["params"]
             scale = np.maximum(np.abs(expected).max(axis=1), 1.0)
             err = np.abs(actual - expected).max(axis=1) / scale
             loss_err, update_err = _audit_math_gap(rd)
@@ -237,7 +237,7 @@ class ReplayNoisyView(Theorem[RunData]):
         result = replay(rd)
         if isinstance(result, str):
             return Finding(False, None, tol, f"cannot replay: {result}")
-        recorded = rd.trace["loss"].to_numpy()
+        recorded = rd.trace_table["loss"].to_numpy()
         err = np.abs(result.losses - recorded) / np.maximum(np.abs(recorded), 1.0)
         err = np.where(np.isnan(err), np.inf, err)
         worst = float(err.max()) if len(err) else 0.0
@@ -277,12 +277,13 @@ class Limits(Theorem[RunData]):
                 loss, g = problem.loss_grad(x, sample_indices(seed, p, c, batch, n))
                 reference[p, c - 1] = loss
                 if beta:
-                    g = g if directions[p] is None else g + beta * directions[p]
+                    previous = directions[p]
+                    g = g if previous is None else g + beta * previous
                     directions[p] = g
                 total += -step(P * (c - 1) + p + 1, 0) * g
             x = x + total
         expected = reference[rd.worker, rd.clock - 1]
-        recorded = rd.trace["loss"].to_numpy()
+        recorded = rd.trace_table["loss"].to_numpy()
         err = np.abs(expected - recorded) / np.maximum(np.abs(expected), 1.0)
         err = np.where(np.isnan(err), np.inf, err)
         tol = max(float_tolerance(rd), 1e-9)  # the reference sums a clock's updates in worker order
@@ -298,7 +299,7 @@ class Limits(Theorem[RunData]):
 
 def _own_prefix_sums(rd: RunData) -> list[np.ndarray]:
     """cum[q][k] = sum of worker q's updates 1..k (from the audit log)."""
-    updates = rd.audit["update"]
+    updates = rd.audit_log["update"]
     d = updates.shape[1]
     out = []
     for q in range(rd.P):
@@ -311,7 +312,7 @@ def _own_prefix_sums(rd: RunData) -> list[np.ndarray]:
 def _audit_read_params(rd: RunData, sets) -> np.ndarray:  # type: ignore[no-untyped-def]
     """x0 + sum over workers of their read prefixes, per row."""
     cum = _own_prefix_sums(rd)
-    out = np.repeat(rd.audit["x0"][None, :], len(rd.trace), axis=0)
+    out = np.repeat(rd.audit_log["x0"][None, :], len(rd.trace_table), axis=0)
     for q in range(rd.P):
         out += cum[q][sets.K[:, q]]
     return out
@@ -322,11 +323,11 @@ def _audit_math_gap(rd: RunData) -> tuple[np.ndarray, np.ndarray]:
     update vs -eta * (momentum) direction of the gradient there, on samples (seed, p, c)."""
     problem = rd.problem
     cfg = rd.config
-    params, updates = rd.audit["params"], rd.audit["update"]
-    recorded = rd.trace["loss"].to_numpy()
+    params, updates = rd.audit_log["params"], rd.audit_log["update"]
+    recorded = rd.trace_table["loss"].to_numpy()
     step = StepSize.from_config(cfg.optimizer)
-    tau = rd.trace["update_staleness"].to_numpy() if rd.has("update_staleness") else np.zeros(len(recorded), dtype=int)
-    steps = rd.trace["step"].to_numpy() if (cfg.optimizer.staleness_aware and rd.has("step")) else None
+    tau = rd.trace_table["update_staleness"].to_numpy() if rd.has("update_staleness") else np.zeros(len(recorded), dtype=int)
+    steps = rd.trace_table["step"].to_numpy() if (cfg.optimizer.staleness_aware and rd.has("step")) else None
     seed, batch, n, beta = cfg.problem_seed, cfg.problem.batch_size, problem.n_samples, cfg.optimizer.momentum
     loss_err = np.zeros(len(recorded))
     update_err = np.zeros(len(recorded))
@@ -347,11 +348,11 @@ def _audit_math_gap(rd: RunData) -> tuple[np.ndarray, np.ndarray]:
 def _audit_own_gap(rd: RunData, sets) -> np.ndarray | None:  # type: ignore[no-untyped-def]
     """Per row: how far the own part of the parameters read is from all own earlier updates (relative)."""
     cum = _own_prefix_sums(rd)
-    others = np.repeat(rd.audit["x0"][None, :], len(rd.trace), axis=0)
+    others = np.repeat(rd.audit_log["x0"][None, :], len(rd.trace_table), axis=0)
     for q in range(rd.P):
         mask = rd.worker != q
         others[mask] += cum[q][sets.K[mask, q]]
-    own_part = rd.audit["params"] - others
+    own_part = rd.audit_log["params"] - others
     own_all = np.vstack([cum[p][c - 1] for p, c in zip(rd.worker, rd.clock)])
-    scale = np.maximum(np.abs(rd.audit["params"]).max(axis=1), 1.0)
+    scale = np.maximum(np.abs(rd.audit_log["params"]).max(axis=1), 1.0)
     return np.abs(own_part - own_all).max(axis=1) / scale

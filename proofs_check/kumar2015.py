@@ -97,7 +97,7 @@ def tracking(rd: RunData) -> Tracking | str:
     if not rd.complete:
         return "the run is incomplete (the reference order needs every update)"
     problem = rd.problem
-    rows, d = len(rd.trace), problem.n_params
+    rows, d = len(rd.trace_table), problem.n_params
     if rows * d > MAX_VALUES:
         return f"{rows} rows x {d} parameters is too large"
     sets = read_sets(rd)
@@ -337,7 +337,7 @@ class LayerGradients(Theorem[RunData]):
         return []
 
     def measure(self, rd: RunData) -> Finding:
-        ev = rd.evals
+        ev = rd.evals_table
         n = len(ev)
         q = n // 4
         ratios: dict[str, float] = {}

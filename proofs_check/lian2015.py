@@ -41,7 +41,7 @@ from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.replay import run_math
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
-__all__ = ["ErgodicRate", "MAX_WORK", "server_states"]
+__all__ = ["MAX_WORK", "ErgodicRate", "server_states"]
 
 SRC = "Lian, Huang, Li, Liu 2015 (NIPS, arXiv 1506.08272)"
 MAX_WORK = 400_000_000  # states x samples x parameters evaluated (full gradients) per check
@@ -94,7 +94,7 @@ class ErgodicRate(Theorem[RunData]):
 
     @staticmethod
     def _delay(rd: RunData) -> int:
-        tau = rd.trace["update_staleness"].to_numpy()
+        tau = rd.trace_table["update_staleness"].to_numpy()
         return int(tau.max()) if len(tau) else 0
 
     def measure(self, rd: RunData) -> Finding:
@@ -139,4 +139,4 @@ class ErgodicRate(Theorem[RunData]):
         if not ok:
             detail = "ergodic bound exceeded: " + detail
         return Finding(ok, measured, bound + tolerance, detail,
-                       {"theorem_bound": bound, "tolerance": tolerance, "delay_T": T, "K": K, "sigma2": sigma2, "states_evaluated": int(len(picked))})
+                       {"theorem_bound": bound, "tolerance": tolerance, "delay_T": T, "K": K, "sigma2": sigma2, "states_evaluated": len(picked)})

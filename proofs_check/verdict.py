@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["Outcome", "Verdict"]
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """``holds``, ``violated``, or ``not_applicable`` (an assumption is unmet; never "holds")."""
 
     HOLDS = "holds"

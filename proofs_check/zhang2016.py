@@ -34,9 +34,9 @@ import math
 import numpy as np
 import scipy.stats
 
+from sspsim import speeds as sp
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.theorem import Finding, Reference, Theorem
-from sspsim import speeds as sp
 
 __all__ = ["AsyncStalenessLaw", "geometric_gof", "steady_rows"]
 
@@ -60,7 +60,7 @@ def _continuous(speed: sp.SpeedModel) -> bool:
 def steady_rows(rd: RunData) -> np.ndarray:
     """Row positions (commit order) of the steady state, a contiguous stretch: after the first 10%
     and after every row of clocks 1-2, up to the first worker's last commit (all still running)."""
-    n = len(rd.trace)
+    n = len(rd.trace_table)
     early = np.flatnonzero(rd.clock <= 2)
     start = max(math.ceil(0.1 * n), int(early.max()) + 1 if len(early) else 0)
     last = [int(np.flatnonzero(rd.worker == q).max()) for q in range(rd.P)]
@@ -102,7 +102,7 @@ def geometric_gof(samples: np.ndarray, P: int) -> tuple[float, int]:
         return 1.0, 0
     probs = np.append((1 - q) * q ** np.arange(K), q**K)
     observed = np.append(np.bincount(np.minimum(samples, K), minlength=K + 1)[:K], (samples >= K).sum())
-    stat, p = scipy.stats.chisquare(observed, n * probs)
+    _, p = scipy.stats.chisquare(observed, n * probs)
     return float(p), K + 1
 
 
@@ -147,7 +147,7 @@ class AsyncStalenessLaw(Theorem[RunData]):
 
     def measure(self, rd: RunData) -> Finding:
         rows = steady_rows(rd)
-        tau = rd.trace["update_staleness"].to_numpy().astype(np.int64)[rows]
+        tau = rd.trace_table["update_staleness"].to_numpy().astype(np.int64)[rows]
         P = rd.P
         target = float(P - 1)
         if (tau < 0).any():

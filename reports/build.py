@@ -10,16 +10,17 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
+from sspsim.errors import InputError
 from sspsim.reports import data as D
 from sspsim.reports import figures as F
 from sspsim.reports.html import FigureSink, esc, note, page, section, table
-from sspsim.errors import InputError
 
 __all__ = ["Report", "build_report", "make_report"]
 

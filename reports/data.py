@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -407,7 +408,7 @@ def speedup_table(entries: list[RunEntry], times: dict[str, float | None] | None
         groups.setdefault(experiment_key(e), []).append(e)
         t = reached(e)
         if e.P == 1 and t is not None:
-            serial.setdefault(experiment_key(e, _NOT_GROUPED + ("consistency.",)), []).append(t)
+            serial.setdefault(experiment_key(e, (*_NOT_GROUPED, "consistency.")), []).append(t)
     rows = []
     for key, members in groups.items():
         if {e.P for e in members} == {1}:
@@ -417,7 +418,7 @@ def speedup_table(entries: list[RunEntry], times: dict[str, float | None] | None
             t = reached(e)
             if t is not None:
                 cells.setdefault(e.P, []).append(t)
-        ref_times = cells.get(1) or serial.get(experiment_key(members[0], _NOT_GROUPED + ("consistency.",)), [])
+        ref_times = cells.get(1) or serial.get(experiment_key(members[0], (*_NOT_GROUPED, "consistency.")), [])
         if not ref_times:
             continue
         ref = float(np.median(ref_times))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import math
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import matplotlib
 import numpy as np
@@ -21,6 +23,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "cost_of_staleness_figure",
@@ -34,7 +39,7 @@ __all__ = [
     "time_split_figure",
 ]
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     **sns.axes_style("whitegrid"),
     **sns.plotting_context("paper", font_scale=1.1),
     "font.family": "DejaVu Sans",
@@ -218,7 +223,7 @@ def _staleness_heatmaps(counts: pd.DataFrame, labels: list[str], measures: list[
             r = g[g["label"] == label]
             if len(r):
                 mat[i], _ = np.histogram(r["value"], bins=bins, weights=r["fraction"])
-        xt = [str(b) if top < 30 else f"{b}-{e - 1}" for b, e in zip(bins[:-1], bins[1:])]
+        xt = [str(b) if top < 30 else f"{b}-{e - 1}" for b, e in itertools.pairwise(bins)]
         sns.heatmap(pd.DataFrame(mat, index=labels, columns=xt), ax=ax, cmap="rocket_r", vmin=0, vmax=1,
                     cbar=j == 1, cbar_kws={"label": "fraction of reads"}, linewidths=0)
         ax.set_title(name)
@@ -342,7 +347,7 @@ def layers_figure(layers: pd.DataFrame, x: str = "time") -> Figure:
     if len(found) > MANY:
         handles = [Line2D([], [], color=palette[h], lw=2, label=h) for h in sorted(set(layers["staleness"]), key=_s_key)]
         handles += [Line2D([], [], color="0.3", ls=ls, label=f"P={k}") for k, ls in styles.items()] if len(styles) > 1 else []
-        found = {h.get_label(): h for h in handles}
+        found = {str(h.get_label()): h for h in handles}
     fig.legend(list(found.values()), list(found.keys()), loc="outside right upper", fontsize=7.5, frameon=False)
     return fig
 
@@ -369,7 +374,7 @@ def speedup_figure(table: pd.DataFrame, marks: Sequence[tuple[float, float, str]
     for ax, problem in zip(axes.flat, problems):
         sub = table[table["problem"] == problem]
         ax.plot([1, top], [1, top], color="0.4", ls="--", lw=1, label="ideal (speedup = P)")
-        for (stale, group), g in sub.groupby(["staleness", "group"], sort=False):
+        for (stale, _), g in sub.groupby(["staleness", "group"], sort=False):
             g = g.sort_values("P")
             ax.plot(g["P"], g["speedup"], marker="o", color=palette[stale], lw=1.6,
                     label=stale if sub[sub["staleness"] == stale]["group"].nunique() == 1 else f"{stale} ({g['policy'].iloc[0]}, {g['backend'].iloc[0]})")

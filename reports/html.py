@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sspsim.outdir import FILE_MARK
 

@@ -19,9 +19,9 @@ figures.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,8 +85,9 @@ def _entries(runs: Sequence[Run], labels: dict[int, str] | None) -> list[D.RunEn
 def _group_target(members: list[D.RunEntry]) -> tuple[float | None, str]:
     """The objective whose first crossing defines "time to target", and where it came from."""
     targets = {m.summary.get("target") for m in members}
-    if len(targets) == 1 and None not in targets and all(m.summary.get("time_to_target") is not None for m in members):
-        return float(targets.pop()), "the configured [run] target, reached by every run"
+    configured = next(iter(targets)) if len(targets) == 1 else None
+    if configured is not None and all(m.summary.get("time_to_target") is not None for m in members):
+        return float(configured), "the configured [run] target, reached by every run"
     best, initial = [], []
     for m in members:
         ev = m.evals()
@@ -118,13 +119,13 @@ def _cells(members: list[D.RunEntry], target: float | None) -> pd.DataFrame:
     rows = []
     for m in members:
         ev = m.evals()
-        has_obj = ev is not None and "objective" in ev.columns and len(ev)
-        final = float(ev["objective"].iloc[-1]) if has_obj else None
+        scored = ev if ev is not None and "objective" in ev.columns and len(ev) else None
+        final = float(scored["objective"].iloc[-1]) if scored is not None else None
         rows.append({
             "label": m.label, "problem": m.problem, "P": m.P, "s": m.s, "staleness": f"s={D.staleness_text(m.s)}",
             "seed": m.seed, "final_objective": final,
-            "time_to_target": _first_reach(ev, target, "time") if has_obj and target is not None else None,
-            "updates_to_target": _first_reach(ev, target, "updates") if has_obj and target is not None else None,
+            "time_to_target": _first_reach(scored, target, "time") if scored is not None and target is not None else None,
+            "updates_to_target": _first_reach(scored, target, "updates") if scored is not None and target is not None else None,
         })
     return pd.DataFrame(rows)
 
@@ -262,7 +263,7 @@ def kumar_claims(runs: Sequence[Run], labels: dict[int, str] | None = None) -> d
     """Problem -> the claims table rows: speedups measured from the runs, the reconstructed
     statements from the kumar2015 checks' verdicts (see the module docstring)."""
     out: dict[str, list[Claim]] = {}
-    for key, members, cells, target, why, sp in _groups(_entries(runs, labels)):
+    for key, members, cells, _target, _why, sp in _groups(_entries(runs, labels)):
         out[key] = _claims(key, members, cells, sp)
     return out
 
@@ -310,7 +311,8 @@ def kumar_section(runs: Sequence[Run], *, figures: FigureSink | None = None, lab
              "The 4.1x figure is the lab's PMLS DNN app documentation [V]. The speedups are measured from these "
              "runs; every other verdict is the outcome of sspsim check's kumar2015 checks on them."),
     ]
-    all_cells, all_sp, tables, summary = [], [], [], {"yes": [], "partly": [], "no": [], "n/a": []}
+    all_cells, all_sp, tables = [], [], []
+    summary: dict[str, list[str]] = {"yes": [], "partly": [], "no": [], "n/a": []}
     for key, members, cells, target, why, sp in _groups(entries):
         claims = _claims(key, members, cells, sp)
         for c in claims:

@@ -17,9 +17,10 @@ import json
 import math
 import os
 import platform
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ class Run:
         try:
             with np.load(self.path / "audit.npz") as npz:
                 return {k: npz[k] for k in npz.files}
-        except Exception as exc:  # noqa: BLE001 - any unreadable archive is bad input
+        except Exception as exc:  # any unreadable archive is bad input
             raise InputError(str(self.path / "audit.npz"), "...", f"unreadable ({exc.__class__.__name__})") from None
 
     def location(self, name: str) -> str:
@@ -238,7 +239,8 @@ def write_run(
             pd.DataFrame(dict(trace)).to_csv(tmp / "trace.csv", index=False, lineterminator="\n")
         pd.DataFrame(evals).to_csv(tmp / "evals.csv", index=False, lineterminator="\n")
         if audit is not None:
-            np.savez_compressed(tmp / "audit.npz", **audit)
+            # numpy's stub cannot tell **kwds from its allow_pickle keyword
+            np.savez_compressed(tmp / "audit.npz", **audit)  # type: ignore[arg-type]
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         meta = dict(meta)

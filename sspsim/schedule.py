@@ -20,7 +20,7 @@ server contention, and property tests show both agree on identical draws.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

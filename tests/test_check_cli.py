@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import sspsim
-from sspsim.proofs_check import CATALOGUE
-from sspsim.proofs_check.ho2013 import theorem_step
 from sspsim.cli import main
 from sspsim.problems import make_problem
+from sspsim.proofs_check import CATALOGUE
+from sspsim.proofs_check.ho2013 import theorem_step
 
 KEYS = {"theorem", "outcome", "measured", "bound", "reference"}
 
@@ -255,7 +255,7 @@ def test_theorem_selection_decides_the_exit_code(run_copy: Path, capsys: pytest.
 
 
 def test_unknown_theorem_exits_2(ho_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _cli(["check", str(ho_run), "--theorem", "nosuch.theorem"], capsys)
+    code, _, err = _cli(["check", str(ho_run), "--theorem", "nosuch.theorem"], capsys)
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("sspsim: error:") and "nosuch.theorem" in err
 

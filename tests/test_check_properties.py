@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.proofs_check import CATALOGUE, RunData

@@ -8,19 +8,20 @@ be violated on a doctored trace or a mutated scheduler.  Seeds are fixed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import sspsim
+from sspsim import speeds as sp
 from sspsim.proofs_check.delayed import StabilityThreshold, StationaryLoss, stationary_excess, threshold
 from sspsim.proofs_check.dutta2018 import AsyncRuntime, SSPRuntime, SyncRuntime, expected_max
 from sspsim.proofs_check.evidence import RunData, SweepData
 from sspsim.proofs_check.zhang2016 import AsyncStalenessLaw, geometric_gof
-from sspsim import speeds as sp
 from sspsim.server import ParameterServer
 from sspsim.ssp import INF, ClockTable
 

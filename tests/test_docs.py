@@ -41,7 +41,7 @@ def _sections(text: str, level: int = 2) -> dict[str, str]:
     out: dict[str, str] = {}
     heading, body = None, []
     for line in text.splitlines():
-        m = re.match(r"^(#{1,%d}) (.*)$" % level, line)
+        m = re.match(rf"^(#{{1,{level}}}) (.*)$", line)
         if m:
             if heading is not None:
                 out[heading] = "\n".join(body)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.optimizer import StepSize
 from sspsim.sampling import sample_indices
-
 from tests.strategies import budget
 
 
@@ -98,7 +98,7 @@ def test_bsp_is_synchronous_minibatch_sgd(
         "workers": {"count": P, "speed": speed},
         "network": {"latency": latency},
     }
-    run, a, config = _audit(raw, tmp_path_factory.mktemp("bsp") / "run")
+    _, a, config = _audit(raw, tmp_path_factory.mktemp("bsp") / "run")
     xs = _synchronous_sgd(config, C)
     for i in range(len(a["clock"])):
         c = int(a["clock"][i])

@@ -27,16 +27,16 @@ disagrees with read_updates.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import sspsim
-from sspsim.proofs_check import CATALOGUE, check_path
 from sspsim.cli import main
+from sspsim.proofs_check import CATALOGUE, check_path
 from sspsim.server import ParameterServer, Read
 from sspsim.ssp import INF, ClockTable
 

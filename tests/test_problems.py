@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.config import ProblemConfig
 from sspsim.problems import LeastSquares, Logistic
 from sspsim.sampling import sample_indices
-
 from tests.strategies import budget
 
 PROBLEMS = {

@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("seaborn", reason="the reports extra (seaborn, matplotlib) is not installed")
 
-import sspsim  # noqa: E402
-from sspsim.reports import build_report, make_report  # noqa: E402
-from sspsim.reports.kumar2015 import kumar_claims, kumar_section, looks_like_kumar_sweep  # noqa: E402
-from sspsim.errors import InputError  # noqa: E402
+import sspsim
+from sspsim.errors import InputError
+from sspsim.reports import build_report, make_report
+from sspsim.reports.kumar2015 import kumar_claims, kumar_section, looks_like_kumar_sweep
 
 IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
 

@@ -63,7 +63,7 @@ def test_read_run_errors(tmp_path: Path) -> None:
     with pytest.raises(sspsim.InputError, match="not found"):
         sspsim.read_run(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(sspsim.InputError, match="has no run.json"):
+    with pytest.raises(sspsim.InputError, match=r"has no run\.json"):
         sspsim.read_run(tmp_path / "empty")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "run.json").write_text("{not json")
@@ -100,8 +100,8 @@ def test_replaces_existing_run_directory(tmp_path: Path) -> None:
     back = sspsim.read_run(out)
     assert back.meta["seed"] == 6
     assert not (out / "audit.npz").exists() and not (out / "trace.csv").exists()
-    with pytest.raises(sspsim.InputError, match="no trace.csv"):
-        back.trace
+    with pytest.raises(sspsim.InputError, match=r"no trace\.csv"):
+        _ = back.trace
 
 
 def test_empty_directory_is_a_valid_target(tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_read_runs_errors(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     sspsim.simulate(_small(1), sweep / "a")
     (sweep / "sweep.json").write_text(json.dumps({"format": "sspsim-sweep/1", "runs": [{"path": "a"}, {"path": "gone"}]}))
-    with pytest.raises(sspsim.InputError, match="gone.*not found"):
+    with pytest.raises(sspsim.InputError, match=r"gone.*not found"):
         sspsim.read_runs(sweep)
     (sweep / "sweep.json").write_text(json.dumps({"format": "sspsim-sweep/2", "runs": [{"path": "a"}]}))
     with pytest.raises(sspsim.InputError, match=r"sweep.json format = 'sspsim-sweep/2': must be sspsim-sweep/1") as err:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import sspsim
 from sspsim.schedule import batch_schedule
-
 from tests.strategies import CONTINUOUS_KINDS, budget, materialize, sim_configs, small_staleness, write_times
 
 H4 = 1 + 1 / 2 + 1 / 3 + 1 / 4
@@ -152,7 +153,7 @@ def test_exponential_asp_time_per_clock_is_mean() -> None:
 def test_ssp_time_per_clock_non_increasing_in_staleness() -> None:
     """With the same seed, time per clock is non-increasing in s and lies between ASP and BSP."""
     tpc = [_exp_run(s, clocks=2000).summary["time_per_clock"] for s in (0, 1, 2, 4, "inf")]
-    assert all(a >= b for a, b in zip(tpc, tpc[1:])), tpc
+    assert all(a >= b for a, b in itertools.pairwise(tpc)), tpc
     assert tpc[0] > 1.5 * tpc[-1]  # BSP is markedly slower than ASP with P = 4
 
 

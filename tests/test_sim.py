@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sspsim
 from sspsim.sampling import sample_indices
-
 from tests.simcheck import check_trace
 from tests.strategies import budget, materialize, sim_configs
 
@@ -115,7 +115,7 @@ def test_asp_never_blocks(raw: dict) -> None:
     assert run.summary["wait_fraction"] == 0
     # each worker runs back to back: its clock-c commit is the sum of its own costs
     cost = run.meta["problem"]["message_cost"]
-    for q, rows in tr.groupby("worker"):
+    for _, rows in tr.groupby("worker"):
         per_iter = rows.compute_time.to_numpy() + 2 * cost
         assert np.allclose(rows.commit_time, np.cumsum(per_iter), rtol=1e-12, atol=1e-12)
 

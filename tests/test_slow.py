@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import sspsim
-
 from hypothesis import given
 
+import sspsim
 from tests.simcheck import check_trace
 from tests.strategies import budget, materialize, sim_configs
 

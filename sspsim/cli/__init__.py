@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from sspsim.cli.boundary import (
     EXIT_BUG,
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"sspsim: error: {unreadable_line(exc)}", EXIT_INPUT)
         except KeyboardInterrupt as exc:
             return _fail(f"sspsim: {str(exc) or 'interrupted; unfinished run directories were not written'}", EXIT_INTERRUPTED)
-        except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the traceback
+        except Exception as exc:  # a bug: say so in one line, keep the traceback
             where = save_traceback(exc, argv)
             message = " ".join(str(exc).split())
             return _fail(f"sspsim: internal error (a bug): {type(exc).__name__}: {message}; traceback saved to {where}",

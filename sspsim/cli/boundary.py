@@ -12,9 +12,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 from sspsim.errors import InputError
 
@@ -99,7 +100,7 @@ class _PipeSafeStdout:
         try:
             os.dup2(devnull, self._stream.fileno())  # what is still buffered drains into devnull
         except (OSError, ValueError):  # a stream without a file descriptor
-            self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+            self._stream = open(os.devnull, "w")  # lives as long as the process
         finally:
             os.close(devnull)
 
@@ -138,6 +139,6 @@ def save_traceback(exc: BaseException, argv: Sequence[str]) -> str:
 def _version() -> str:
     try:
         from sspsim import __version__
-    except Exception:  # noqa: BLE001 - the crash report must not crash
+    except Exception:  # the crash report must not crash
         return "(unknown version)"
     return __version__

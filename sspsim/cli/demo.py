@@ -69,7 +69,7 @@ def run_demo(out: Path, *, quiet: bool = False) -> int:
         ))
     from sspsim.proofs_check import check_path
 
-    verdicts = [v for _, _, run in runs for v in check_path(run.path)]
+    verdicts = [v for name, _ in VARIANTS for v in check_path(out / name.lower())]
     held = sum(v.outcome.value == "holds" for v in verdicts)
     violated = sum(v.violated for v in verdicts)
     report = None

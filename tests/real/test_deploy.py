@@ -196,8 +196,8 @@ def test_root_cause_names_the_failed_rank() -> None:
 
 def test_checkpoints_load_with_weights_only(slowed_run: Path, tmp_path: Path) -> None:
     """A checkpoint is plain tensors: torch.load(weights_only=True) reads it back to the server state."""
-    from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
     from sspsim.optimizer import StepSize
+    from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
     from sspsim.server import ParameterServer
 
     server = ParameterServer(np.zeros(3), workers=2, staleness=1, read_policy="lazy", step=StepSize(0.1, "constant"), momentum=0.5)

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-import sspsim  # noqa: E402
-from sspsim.comparison import compare_runs  # noqa: E402
+import sspsim
+from sspsim.comparison import compare_runs
 
 CONFIG = """
 [run]
