@@ -21,6 +21,7 @@ Each adjusted verdict records the procedure, the family size and the level in ``
 from __future__ import annotations
 
 import dataclasses
+
 from sspsim.proofs_check.verdict import Outcome, Verdict
 
 __all__ = ["FAMILY_LEVEL", "holm", "holm_rejections"]

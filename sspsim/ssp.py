@@ -206,7 +206,7 @@ class ClockTable:
     (1, 1, 1)
     """
 
-    __slots__ = ("_clocks", "_counts", "_held", "_min", "_max", "_running", "staleness", "workers")
+    __slots__ = ("_clocks", "_counts", "_held", "_max", "_min", "_running", "staleness", "workers")
 
     def __init__(self, workers: int, staleness: Staleness) -> None:
         if workers < 1:

@@ -122,7 +122,7 @@ def _import_module(module: str, folder: Path | None) -> ModuleType:
         raise InputError(FIELD, module, f"importing the module failed: {_one_line(exc)}") from None
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's module may raise anything
+    except Exception as exc:
         raise InputError(FIELD, module, f"importing the module failed: {_one_line(exc)}") from None
 
 
@@ -148,7 +148,7 @@ def build_task(factory: TaskFactory, seed: int, options: dict[str, Any] | None =
         torch.manual_seed(seed)
         try:
             task = factory(seed, **(options or {}))
-        except Exception as exc:  # noqa: BLE001 - the user's factory may raise anything
+        except Exception as exc:
             raise InputError(FIELD, label, f"calling it with seed = {seed} and options {options or {}} failed: {_one_line(exc)}") from None
     if not isinstance(task, TorchTask):
         raise InputError(FIELD, label, f"must return an sspsim.TorchTask, not {type(task).__name__}")
@@ -198,6 +198,6 @@ def dataset_tensors(data: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [data[i] for i in range(n)]
         inputs = torch.stack([torch.as_tensor(a) for a, _ in pairs])
         targets = torch.stack([torch.as_tensor(b) for _, b in pairs])
-    except Exception as exc:  # noqa: BLE001 - the user's dataset may raise anything
+    except Exception as exc:
         raise InputError(where, type(data).__name__, f"its samples must be (input, target) pairs of equal shapes: {_one_line(exc)}") from None
     return inputs.detach().cpu(), targets.detach().cpu()

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-torch = pytest.importorskip("torch")
-
 import sspsim
 from sspsim.cli import main
 from sspsim.config import config_from_dict, load_config
 from sspsim.problems import Layer, make_problem
 from sspsim.proofs_check import check_path
 from sspsim.task import load_factory
+
+torch = pytest.importorskip("torch")
 
 USER_MODULE = '''
 import torch
@@ -210,7 +210,7 @@ def test_replay_oracle_catches_a_simulator_computing_other_gradients(tmp_path: P
 def test_layers_are_the_top_level_modules(tmp_path: Path) -> None:
     config = load_config(_user_config(tmp_path / "mine"))
     problem = make_problem(config.problem, config.problem_seed)
-    assert [(l.name, l.span) for l in problem.layers] == [
+    assert [(layer.name, layer.span) for layer in problem.layers] == [
         ("scale", slice(0, 1)), ("body", slice(1, 1 + 4 * 8 + 8)), ("head", slice(41, 41 + 8 * 3 + 3))]
     assert problem.n_params == 68 and problem.initial_params().shape == (68,)
     with pytest.raises(TypeError, match="span"):
@@ -259,7 +259,7 @@ def test_the_builtin_mlp_through_the_torch_path_matches_numpy(tmp_path: Path) ->
 
 
 def test_torch_config_keys_are_validated(tmp_path: Path) -> None:
-    with pytest.raises(sspsim.ConfigError, match="problem.device"):
+    with pytest.raises(sspsim.ConfigError, match=r"problem\.device"):
         config_from_dict({"problem": {"kind": "torch", "factory": "t:f", "device": "tpu"}})
     with pytest.raises(sspsim.ConfigError, match=r"problem.options .*table"):
         config_from_dict({"problem": {"kind": "torch", "factory": "t:f", "options": 3}})

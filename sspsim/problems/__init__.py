@@ -113,7 +113,7 @@ def problem_facts(problem: Problem, message_cost: float | None) -> dict[str, Any
         "n_params": problem.n_params,
         "n_samples": problem.n_samples,
         "message_cost": message_cost,
-        "layers": [_layer_facts(l) for l in problem.layers],
+        "layers": [_layer_facts(layer) for layer in problem.layers],
         "constants": problem.constants().to_dict() if problem.has_math else {},
         **({"device": str(problem.device)} if problem.kind == "torch" else {}),  # type: ignore[attr-defined]
     }

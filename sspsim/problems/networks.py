@@ -16,12 +16,14 @@ G_l = delta_l h_{l-1}^T (§5.2 of reference/theorems.md).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
 from sspsim.problems.base import Constants, Layer
 
-__all__ = ["DigitsMLP", "MLP", "TimitLike"]
+__all__ = ["MLP", "DigitsMLP", "TimitLike"]
 
 DATA_STREAM = 4
 INIT_STREAM = 3
@@ -61,7 +63,7 @@ class MLP:
         self.classes = classes
         widths = (self.X.shape[1], *hidden, classes)
         layers, offset = [], 0
-        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(widths), start=1):
             layers.append(Layer(name=f"layer{i}", n_in=n_in, n_out=n_out, offset=offset))
             offset += n_out * (n_in + 1)
         self.layers = tuple(layers)
@@ -80,7 +82,7 @@ class MLP:
         return x
 
     def _weights(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(x[l.weight].reshape(l.n_out, l.n_in), x[l.bias]) for l in self.layers]
+        return [(x[layer.weight].reshape(layer.n_out, layer.n_in), x[layer.bias]) for layer in self.layers]
 
     def _loss_grad_rows(self, x: np.ndarray, X: np.ndarray, y: np.ndarray, *, grad: bool) -> tuple[float, np.ndarray]:
         params = self._weights(x)

@@ -113,7 +113,7 @@ class TorchTaskProblem:
             loss, _ = self._loss_grad_rows(self._x0, self.inputs[:batch], self.targets[:batch])
         except InputError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
+        except Exception as exc:
             text = " ".join(str(exc).split())
             raise InputError(FIELD, name, f"the model fails on one batch of {batch} samples: {type(exc).__name__}: {text}") from None
         if not math.isfinite(loss):
