@@ -19,7 +19,7 @@ from pathlib import Path
 from sspsim import outdir
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
-from sspsim.rundir import jsonable, read_run, write_meta
+from sspsim.rundir import jsonable, write_meta
 
 __all__ = ["deploy", "torchrun_command"]
 
@@ -72,12 +72,15 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
     """
-    try:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # only the ranks import torch: the launcher starts and exits fast
+        raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'")
+    if config.real.device == "cuda":
         import torch
-    except ImportError:
-        raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'") from None
-    if config.real.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
+
+        if not torch.cuda.is_available():
+            raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
     out = Path(out)
     stage = None
     if resume:
@@ -150,7 +153,7 @@ def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) ->
     meta_file = out / "run.json"
     if not meta_file.is_file():
         raise InputError("deploy", str(out), f"the run wrote no run.json ({outcome.cause or f'exit code {code}'}; see {log})")
-    meta = read_run(out).meta
+    meta = json.loads(meta_file.read_text())
     if meta.get("status") == "running":  # every process was killed before rank 0 could finish
         meta["status"] = "incomplete"
         meta["reason"] = "the processes ended without finishing (see launch.log)"

@@ -126,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from sspsim.real.worker import Worker
 
-        code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
+        try:
+            code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
+        except ConnectionError as exc:  # the server is gone; it (or the launcher) reports the run
+            sys.stderr.write(f"sspsim: worker {worker_index}: lost the server: {str(exc).splitlines()[0][:200]}\n")
+            code = 1
     return code  # no destroy_process_group: the server's receiving thread may still sit in Gloo
 
 

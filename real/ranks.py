@@ -7,7 +7,7 @@ listens on the network but Gloo, which binds to loopback (``GLOO_SOCKET_IFNAME``
 
 Faults (issue 9):
 
-- the ranks form one process group in a session of their own, and each dies with the launcher
+- the ranks form one process group of their own (the terminal's Ctrl-C reaches the launcher alone), and each dies with the launcher
   (``PR_SET_PDEATHSIG``), so ``kill -9`` of ``sspsim deploy`` leaves nothing behind;
 - a rank that exits with an error, or stays stopped (SIGSTOP) for ``real.timeout`` seconds,
   ends the run: the server is told (SIGTERM) and writes run.json incomplete, the rest are killed;
@@ -101,8 +101,8 @@ def run_ranks(
     how they ended.  Output goes to ``log``.  Raises :class:`Interrupted` on SIGINT, after the ranks ended.
 
     Rank 0 (the server, unless ``baseline``) reports a failure itself: when another rank fails or
-    stays stopped ``timeout`` seconds it gets SIGTERM and writes run.json; the others get ``GRACE``
-    seconds after it exits, then SIGKILL.
+    stays stopped ``timeout`` seconds it gets SIGTERM and writes run.json; once it has exited the
+    others get SIGKILL (after ``GRACE`` seconds when it exited 0).
     """
     store = Path(tempfile.mkdtemp(prefix="sspsim-store-"))  # 0700: only this user reaches the store
     launcher = os.getpid()
@@ -112,11 +112,11 @@ def run_ranks(
             for rank in range(world):
                 rank_env = dict(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                                 LOCAL_WORLD_SIZE=str(world), GROUP_RANK="0", **{STORE_ENV: str(store / "store")})
-                group = {"start_new_session": True} if not procs else {"process_group": procs[0].pid}
+                group = procs[0].pid if procs else 0  # one process group of their own: no terminal signals
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "sspsim.real.main", *argv], env=rank_env, stdout=out,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=lambda: die_with_parent(launcher),
-                    **group,  # type: ignore[arg-type]
+                    process_group=group,
                 ))
             return _watch(procs, timeout=timeout, baseline=baseline)
     except KeyboardInterrupt:
@@ -137,7 +137,7 @@ def _watch(procs: list[subprocess.Popen[bytes]], *, timeout: float, baseline: bo
         now = time.time()
         if all(c is not None for c in codes):
             return Outcome(cause, codes)
-        if cause is None:
+        if cause is None and not (writer and codes[0] is not None):  # after the server: only the ends of its STOP
             failed: list[tuple[int, str]] = [(r, _ended(c)) for r, c in enumerate(codes)
                                              if c and not (writer and r == 0 and c == 1)]
             for r, p in enumerate(procs):
@@ -155,8 +155,8 @@ def _watch(procs: list[subprocess.Popen[bytes]], *, timeout: float, baseline: bo
                     _kill(procs)  # nobody left to write a record: the launcher marks the run
         if writer and codes[0] is not None and writer_exit is None:
             writer_exit = now
-        if writer_exit is not None and now - writer_exit > GRACE:
-            _kill(procs)
+        if writer_exit is not None and (codes[0] != 0 or now - writer_exit > GRACE):
+            _kill(procs)  # a failed run's record is written: the rest need not end on their own
         time.sleep(POLL)
 
 
