@@ -18,14 +18,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from sspsim.real.exchange import gather_json
-from sspsim.real.models import torch_problem
-from sspsim.real.rundir import RealRun
-from sspsim.real.worker import DTYPES
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
 from sspsim.problems import make_problem, problem_facts
+from sspsim.real.exchange import gather_json
+from sspsim.real.models import torch_problem
+from sspsim.real.rundir import RealRun
+from sspsim.real.worker import DTYPES
 from sspsim.sampling import sample_indices
 from sspsim.speeds import base_times, slowdown_factors
 from sspsim.trace import Recording

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Interrupted", "Outcome", "STORE_ENV", "die_with_parent", "run_ranks"]
+__all__ = ["STORE_ENV", "Interrupted", "Outcome", "die_with_parent", "run_ranks"]
 
 STORE_ENV = "SSPSIM_STORE"
 """The FileStore path the ranks rendezvous through (set by :func:`run_ranks`; unset under torchrun)."""
