@@ -137,9 +137,11 @@ def _watch(procs: list[subprocess.Popen[bytes]], *, timeout: float, baseline: bo
         now = time.time()
         if all(c is not None for c in codes):
             return Outcome(cause, codes)
-        if cause is None and not (writer and codes[0] is not None):  # after the server: only the ends of its STOP
+        if cause is None:
+            # exit 1 is a failure the server reports itself (its own, or a worker's lost connection to it)
+            ignored = 1 if writer and codes[0] is not None else None
             failed: list[tuple[int, str]] = [(r, _ended(c)) for r, c in enumerate(codes)
-                                             if c and not (writer and r == 0 and c == 1)]
+                                             if c and not (writer and r == 0 and c == 1) and c != ignored]
             for r, p in enumerate(procs):
                 if codes[r] is None and _stopped(p.pid):
                     if now - stopped_since.setdefault(r, now) > timeout:
