@@ -11,7 +11,7 @@ Faults (issue 9):
   (``PR_SET_PDEATHSIG``), so ``kill -9`` of ``sspsim deploy`` leaves nothing behind;
 - a rank that exits with an error, or stays stopped (SIGSTOP) for ``real.timeout`` seconds,
   ends the run: the server is told (SIGTERM) and writes run.json incomplete, the rest are killed;
-- Ctrl-C (SIGINT to the launcher) is forwarded to the group; :class:`Interrupted` follows.
+- Ctrl-C (SIGINT to the launcher) or SIGTERM is forwarded to the group as SIGINT; :class:`Interrupted` follows.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,9 @@ def run_ranks(
     store = Path(tempfile.mkdtemp(prefix="sspsim-store-"))  # 0700: only this user reaches the store
     launcher = os.getpid()
     procs: list[subprocess.Popen[bytes]] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # plain kill (SIGTERM) stops the run like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         with open(log, "ab") as out:
             for rank in range(world):
@@ -125,6 +129,12 @@ def run_ranks(
     finally:
         _kill(procs)
         shutil.rmtree(store, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _as_interrupt(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    raise KeyboardInterrupt()
 
 
 def _watch(procs: list[subprocess.Popen[bytes]], *, timeout: float, baseline: bool) -> Outcome:

@@ -169,9 +169,10 @@ def _meta(out: Path) -> dict:
 
 
 # -- the tests ---------------------------------------------------------------------------
-def test_nothing_listens_beyond_loopback_and_ctrl_c_exits_130(launch) -> None:  # type: ignore[no-untyped-def]
-    """During a run every listening socket of the process tree is on loopback (Gloo's); SIGINT to the
-    launcher ends every rank, marks run.json interrupted and exits 130 with one line."""
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_nothing_listens_beyond_loopback_and_ctrl_c_exits_130(launch, stop: str) -> None:  # type: ignore[no-untyped-def]
+    """During a run every listening socket of the process tree is on loopback (Gloo's); SIGINT (Ctrl-C)
+    or SIGTERM to the launcher ends every rank, marks run.json interrupted and exits 130 with one line."""
     proc, out = launch()
     ranks = _wait_running(proc, out)
     seen = set()
@@ -181,7 +182,7 @@ def test_nothing_listens_beyond_loopback_and_ctrl_c_exits_130(launch) -> None:  
     assert seen, "no listening socket found: the check would pass vacuously"
     assert [s for s in seen if not _is_loopback(s[0])] == []
 
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, stop))
     assert proc.wait(timeout=30) == 130
     err = proc.stderr.read()  # type: ignore[union-attr]
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and "--resume" in err, err
