@@ -220,3 +220,21 @@ def test_dead_or_stopped_worker_is_reported_within_the_timeout(launch, fault: st
     assert took < TIMEOUT + 2, f"reported after {took:.1f} s"
     assert (out / "trace.csv").is_file() and (out / "evals.csv").is_file()
     assert not [pid for pid in ranks.values() if _alive(pid)]
+
+
+def test_the_socket_check_sees_a_socket_on_every_interface() -> None:
+    """The loopback check can fail: a socket listening on all interfaces is found and is not loopback."""
+    import socket
+
+    for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(family) as s, socket.socket(family) as lo:
+            try:
+                s.bind((anywhere, 0))
+                lo.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+            except OSError:  # no IPv6 here
+                continue
+            s.listen()
+            lo.listen()
+            found = dict((port, address) for address, port in _listening([os.getpid()]))
+            assert not _is_loopback(found[s.getsockname()[1]])
+            assert _is_loopback(found[lo.getsockname()[1]])
