@@ -18,13 +18,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from sspsim.real.models import torch_problem
-from sspsim.real.rundir import RealRun
-from sspsim.real.worker import DTYPES
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
 from sspsim.problems import make_problem, problem_facts
+from sspsim.real.exchange import gather_json
+from sspsim.real.models import torch_problem
+from sspsim.real.rundir import RealRun
+from sspsim.real.worker import DTYPES
 from sspsim.sampling import sample_indices
 from sspsim.speeds import base_times, slowdown_factors
 from sspsim.trace import Recording
@@ -99,9 +100,8 @@ def train_ddp(config: Config, out: Path, *, device: torch.device, hardware: dict
         rows.append((rank, c, start - t0, computed - start, done - computed, done - t0, value))
         if rank == 0 and (evaluator.due(c)):
             snapshots.append((ddp.module.x.detach().to("cpu", torch.float64).numpy().copy(), done - t0, c, P * c))
-    gathered: list = [None] * P if rank == 0 else None  # type: ignore[assignment]
-    dist.gather_object(rows, gathered, dst=0)
-    if rank != 0:
+    gathered = gather_json(rows, dst=0)
+    if gathered is None:
         return 0
     rec = Recording.empty(P, C)
     # Every update of clock c is in once the all-reduce is: the first rank to come out of it

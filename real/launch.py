@@ -1,17 +1,17 @@
-"""``sspsim deploy``: start the run under ``torchrun`` on this machine and report how it ended.
+"""``sspsim deploy``: run the ranks on this machine and report how the run ended.
 
-Standalone: ``torchrun --standalone --nproc-per-node P+1`` (P workers and the server), Gloo
-bound to the loopback interface unless ``[real] interface`` names another.  The resolved config
-is written to ``DIR/config.json`` first, so every process reads the same one; the launcher's
-own output goes to ``DIR/launch.log``.  Multi-node runs use torchrun directly
-(:func:`torchrun_command` prints the command for one node).
+One machine: P workers and the server are child processes (:mod:`sspsim.real.ranks`) that meet
+through a private FileStore, with Gloo bound to the loopback interface unless ``[real] interface``
+names another, so nothing listens beyond loopback.  The resolved config is written to
+``DIR/config.json`` first, so every process reads the same one; the processes' output goes to
+``DIR/launch.log``.  Multi-node runs use torchrun directly (:func:`torchrun_command` prints the
+command for one node; docs/howto/multi-node.md states what its rendezvous exposes).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +19,7 @@ from pathlib import Path
 from sspsim import outdir
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
-from sspsim.rundir import jsonable, read_run, write_meta
+from sspsim.rundir import jsonable, write_meta
 
 __all__ = ["deploy", "torchrun_command"]
 
@@ -72,12 +72,15 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
     """
-    try:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # only the ranks import torch: the launcher starts and exits fast
+        raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'")
+    if config.real.device == "cuda":
         import torch
-    except ImportError:
-        raise InputError("deploy", "torch", "the real backend needs torch: pip install 'sspsim[real]'") from None
-    if config.real.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
+
+        if not torch.cuda.is_available():
+            raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
     out = Path(out)
     stage = None
     if resume:
@@ -125,31 +128,53 @@ def _status(out: Path) -> str | None:
 
 
 def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) -> dict:
-    """torchrun the run into ``out`` (which exists and is ours); return its run.json."""
+    """Run the ranks into ``out`` (which exists and is ours); return its run.json.
+
+    Raises KeyboardInterrupt (exit 130) on Ctrl-C, after marking run.json "interrupted"."""
+    from sspsim.real.ranks import Interrupted, run_ranks
+
     config_file = out / "config.json"
     config_file.write_text(json.dumps(jsonable(config.to_dict()), indent=2) + "\n")
     nproc = config.workers.count + (0 if baseline else 1)
-    cmd = torchrun_command(config_file, out, nproc=nproc, resume=resume, baseline=baseline)
+    argv = ["--config", str(config_file), "--out", str(out)] + (["--resume"] if resume else []) + \
+        (["--baseline", baseline] if baseline else [])
     launched = time.time()
-    with open(out / "launch.log", "ab") as log:
-        log.write((" ".join(cmd) + "\n").encode())
-        log.flush()
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=environment(config))
+    log = out / "launch.log"
+    with open(log, "ab") as fh:
+        fh.write((" ".join([sys.executable, "-m", "sspsim.real.main", *argv]) + f"  (x{nproc})\n").encode())
+    try:
+        outcome = run_ranks(argv, world=nproc, env=environment(config), log=log, timeout=config.real.timeout,
+                            baseline=bool(baseline))
+    except Interrupted:
+        _mark(out, "interrupted", "interrupted (SIGINT)")
+        raise KeyboardInterrupt(f"interrupted; {out} is marked interrupted: continue it with "
+                                f"sspsim deploy --resume {out}") from None
+    code = outcome.code
     meta_file = out / "run.json"
     if not meta_file.is_file():
-        raise InputError("deploy", str(out), f"the run wrote no run.json (torchrun exit code {code}; see {out / 'launch.log'})")
-    meta = read_run(out).meta
-    cause = root_cause((out / "launch.log").read_text(errors="replace"))
+        raise InputError("deploy", str(out), f"the run wrote no run.json ({outcome.cause or f'exit code {code}'}; see {log})")
+    meta = json.loads(meta_file.read_text())
     if meta.get("status") == "running":  # every process was killed before rank 0 could finish
         meta["status"] = "incomplete"
-        meta["reason"] = f"the processes ended without finishing (torchrun exit code {code}; see launch.log)"
-    if meta.get("status") != "complete" and cause and cause not in meta.get("reason", ""):
-        meta["reason"] = f"{meta.get('reason', 'failed')}; {cause}"
+        meta["reason"] = "the processes ended without finishing (see launch.log)"
+    if meta.get("status") != "complete" and outcome.cause and outcome.cause not in meta.get("reason", ""):
+        meta["reason"] = f"{meta.get('reason', 'failed')}; {outcome.cause}"
     if "started_at" in meta and not resume:
-        meta["startup_time"] = meta["started_at"] - launched  # torchrun, imports, rendezvous, data
+        meta["startup_time"] = meta["started_at"] - launched  # processes, imports, rendezvous, data
     write_meta(out, meta)
     meta["launch_exit_code"] = code
     return meta
+
+
+def _mark(out: Path, status: str, reason: str) -> None:
+    """Set run.json's status (a run that never wrote one stays without)."""
+    if not (out / "run.json").is_file():
+        return
+    meta = json.loads((out / "run.json").read_text())
+    if meta.get("status") != "complete":
+        meta["status"] = status
+        meta["reason"] = f"{reason}; {meta['reason']}" if meta.get("reason") else reason
+        write_meta(out, meta)
 
 
 def root_cause(log: str) -> str | None:

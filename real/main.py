@@ -1,7 +1,7 @@
-"""What every process runs under ``torchrun``: rank 0 serves, ranks 1..P work (``--baseline ddp``:
-ranks 0..P-1 all work, DDP all-reduces).
+"""What every process of a real run runs: rank 0 serves, ranks 1..P work (``--baseline ddp``:
+ranks 0..P-1 all work, DDP all-reduces).  ``sspsim deploy`` starts them on one machine
+(:mod:`sspsim.real.ranks`: a private FileStore, ``SSPSIM_STORE``); several machines use torchrun:
 
-    torchrun --standalone --nproc-per-node P+1 -m sspsim.real.main --config CONFIG --out DIR
     torchrun --nnodes N --node-rank i --nproc-per-node K --rdzv-backend c10d \\
              --rdzv-endpoint HOST:PORT -m sspsim.real.main --config CONFIG --out DIR
 
@@ -22,6 +22,8 @@ import torch.distributed as dist
 
 from sspsim.config import Config, config_from_dict, load_config
 from sspsim.errors import InputError
+from sspsim.real.exchange import broadcast_json, gather_json
+from sspsim.real.ranks import STORE_ENV, die_with_parent
 
 __all__ = ["main"]
 
@@ -45,8 +47,7 @@ def measure_clock_offset(rank: int, world: int, pings: int = 8) -> float:
 
     import torch
 
-    host = [socket.gethostname()]
-    dist.broadcast_object_list(host, src=0)
+    host = broadcast_json(socket.gethostname(), src=0)
     remote = [r for r in range(1, world)]
     stamp = torch.zeros(1, dtype=torch.float64)
     if rank == 0:
@@ -57,7 +58,7 @@ def measure_clock_offset(rank: int, world: int, pings: int = 8) -> float:
                     break
                 dist.send(torch.tensor([time.time()], dtype=torch.float64), dst=r)
         return 0.0
-    same_host = host[0] == socket.gethostname()
+    same_host = host == socket.gethostname()
     best, offset = float("inf"), 0.0
     for _ in range(0 if same_host else pings):
         sent = time.time()
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     ap.add_argument("--baseline", choices=("ddp",), default=None)
     args = ap.parse_args(argv)
+    die_with_parent()  # the launcher (sspsim deploy or torchrun) gone: so is this rank
     try:
         config = read_config(args.config)
     except InputError as exc:
@@ -89,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if config.real.interface:  # every node reads its config: each binds Gloo to the interface named there
         os.environ.setdefault("GLOO_SOCKET_IFNAME", config.real.interface)
     timeout = datetime.timedelta(seconds=max(60.0, 3 * config.real.timeout))
-    dist.init_process_group("gloo", timeout=timeout)
+    store = os.environ.get(STORE_ENV)
+    if store:  # started by sspsim deploy: a private FileStore, nothing listening on the network
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group("gloo", store=dist.FileStore(store, world), rank=rank, world_size=world, timeout=timeout)
+    else:  # torchrun: its rendezvous
+        dist.init_process_group("gloo", timeout=timeout)
     rank, world = dist.get_rank(), dist.get_world_size()
     need = config.workers.count + (0 if baseline else 1)
     if world != need:
@@ -100,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_index = rank if baseline else rank - 1
     device = pick_device(config.real.device, local_rank) if (baseline or rank > 0) else None
     facts = hardware_facts(str(device) if device is not None else "cpu (server)")
-    gathered: list = [None] * world if rank == 0 else None  # type: ignore[assignment]
-    dist.gather_object({"rank": rank, **facts}, gathered, dst=0)
+    gathered = gather_json({"rank": rank, **facts}, dst=0)
     hardware = {"ranks": gathered} if rank == 0 else {}
     offset = measure_clock_offset(rank, world)
     if baseline:
@@ -120,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from sspsim.real.worker import Worker
 
-        code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
+        try:
+            code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
+        except ConnectionError as exc:  # the server is gone; it (or the launcher) reports the run
+            sys.stderr.write(f"sspsim: worker {worker_index}: lost the server: {str(exc).splitlines()[0][:200]}\n")
+            code = 1
     return code  # no destroy_process_group: the server's receiving thread may still sit in Gloo
 
 

@@ -70,6 +70,8 @@ class Server:
         self.resumed_from: int | None = None
         if resume:
             self._restore(load_checkpoint(self.out))
+        import pandas  # noqa: F401 - now, not while a failure waits to be written (seconds on a busy machine)
+
         self.run_dir = RealRun(self.out, config, facts, engine="ps", problem=problem_facts(self.problem, None))
         self.t0 = time.time() - self.elapsed_before
         self.request_time = [0.0] * self.P
@@ -78,6 +80,7 @@ class Server:
         self.done: set[int] = set()
         self.greeted: set[int] = set()
         self.busy: list[float] = []  # seconds the server spent on each push (commit + the reads it served)
+        self.ending = False  # set once the run's record is being written
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -187,7 +190,8 @@ class Server:
 
     # -- ends ----------------------------------------------------------------------------
     def _terminate(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
-        raise Terminated()
+        if not self.ending:  # already writing the run's record: let it finish
+            raise Terminated()
 
     def _evals(self) -> list[dict[str, float]]:
         """Evaluation rows of the snapshots (each evaluated once: checkpoints ask again)."""
@@ -206,10 +210,12 @@ class Server:
                            "pushes": len(self.busy)}}
 
     def _finish(self) -> None:
+        self.ending = True
         self.run_dir.write(self.rec, self.committed, self._evals(), status="complete", wall=time.time() - self.t0,
                            extra={"real_compute_time": self.real_compute}, **self._facts())
 
     def _fail(self, reason: str) -> int:
+        self.ending = True
         self.run_dir.write(self.rec, self.committed, self._evals(), status="incomplete", reason=reason,
                            wall=time.time() - self.t0, extra={"real_compute_time": self.real_compute}, **self._facts())
         self._stop_workers()

@@ -175,14 +175,20 @@ class GlooTransport(_AnySource):
         import torch
         import torch.distributed as dist
 
-        dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst)
+        try:
+            dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst)
+        except RuntimeError as exc:  # Gloo: the peer is gone
+            raise ConnectionError(f"send to rank {dst} failed: {exc}") from exc
 
     def recv_from(self, src: int) -> Message:
         import torch
         import torch.distributed as dist
 
         buf = torch.empty(self.size, dtype=torch.float64)
-        dist.recv(buf, src=src)
+        try:
+            dist.recv(buf, src=src)
+        except RuntimeError as exc:  # Gloo: the peer is gone
+            raise ConnectionError(f"receive from rank {src} failed: {exc}") from exc
         return decode(src, buf.numpy())
 
     def start_receiving(self) -> None:

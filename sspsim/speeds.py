@@ -607,12 +607,16 @@ def read_times_csv(path: Path, where: str) -> np.ndarray:
         for lineno, row in enumerate(csv.reader(fh), start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
-            try:
-                values = [float(cell) for cell in row]
-            except ValueError:
-                raise InputError(f"{path.name}:{lineno}", ",".join(row)[:60], "every cell must be a number of seconds") from None
-            if not all(math.isfinite(v) and v >= 0 for v in values):
-                raise InputError(f"{path.name}:{lineno}", ",".join(row)[:60], "times must be finite and >= 0")
+            # errors name the cell, never its content: the file may be anything readable
+            values = []
+            for col, cell in enumerate(row, start=1):
+                try:
+                    values.append(float(cell))
+                except ValueError:
+                    raise InputError(f"{path.name}:{lineno}", f"column {col}", "every cell must be a number of seconds") from None
+            bad = next((col for col, v in enumerate(values, start=1) if not (math.isfinite(v) and v >= 0)), None)
+            if bad is not None:
+                raise InputError(f"{path.name}:{lineno}", f"column {bad}", "times must be finite and >= 0")
             if rows and len(values) != len(rows[0]):
                 raise InputError(
                     f"{path.name}:{lineno}", f"{len(values)} columns", f"every row must have {len(rows[0])} columns like row 1"

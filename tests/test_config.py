@@ -102,9 +102,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
      r"^workers\.speed\.file = .*: has 2 rows but workers\.count = 3"),
     ("trace: too few columns", _trace("t2x3.csv", 2, 4),
      r"^workers\.speed\.file = .*: has 3 columns but run\.clocks = 4"),
-    ("trace: non-numeric cell", _trace("bad.csv", 2, 2), r"^bad\.csv:2 = '4,x': every cell must be a number"),
+    ("trace: non-numeric cell", _trace("bad.csv", 2, 2), r"^bad\.csv:2 = 'column 2': every cell must be a number"),
     ("trace: ragged rows", _trace("ragged.csv", 2, 2), r"^ragged\.csv:2 = '2 columns': every row must have 3 columns"),
-    ("trace: negative time", _trace("negative.csv", 2, 2), r"^negative\.csv:2 = '-1,2': times must be finite and >= 0$"),
+    ("trace: negative time", _trace("negative.csv", 2, 2), r"^negative\.csv:2 = 'column 1': times must be finite and >= 0$"),
     ("trace: missing file", _trace("nope.csv", 2, 2), r"^workers\.speed\.file = .*: file not found$"),
     ("batch engine with math", {"run": {"engine": "batch"}, "problem": {"kind": "logistic"}},
      r"^run\.engine = 'batch': the batch schedule has no math"),
@@ -131,6 +131,17 @@ def test_config_rejects(raw: dict[str, Any], match: str, tmp_path: Path) -> None
     assert info.value.field and info.value.rule
     if info.value.field == "workers.speed.file":
         assert str(info.value.value).endswith(raw["workers"]["speed"]["file"])
+
+
+@pytest.mark.parametrize("text", ["root:x:0:0:root:/root:/bin/bash\n", "1,2\n3,token=hunter2\n", "1,-5e-9\n"])
+def test_speed_file_errors_never_echo_its_contents(text: str, tmp_path: Path) -> None:
+    """A trace-speed file pointing at any readable file: the error names the line and column, not what it holds."""
+    (tmp_path / "secret").write_text(text)
+    with pytest.raises(sspsim.InputError, match=r"^secret:\d+ = 'column \d+': ") as info:
+        sspsim.config_from_dict(_trace("secret", 2, 2), base_dir=tmp_path)
+    for cell in text.replace("\n", ",").replace(":", ",").split(","):
+        if len(cell) > 1:
+            assert cell not in str(info.value)
 
 
 def test_long_trace_path_error_names_the_file(tmp_path: Path) -> None:
