@@ -51,6 +51,7 @@ def _rows(rd: RunData, mask: np.ndarray, limit: int = 3) -> str:
 
 class WellFormed(Theorem[RunData]):
     needs_well_formed = False
+    models = ("ssp", "ksync")  # one iteration per worker and clock, in time order
     name = "ssp.I0_well_formed"
     reference = Reference("DESIGN §Semantics", "clocks count committed iterations 1, 2, ...", "D")
     summary = "each worker's iterations appear once, numbered 1..n, read <= start <= commit, after its previous commit"

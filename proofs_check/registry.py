@@ -29,6 +29,8 @@ CATALOGUE: tuple[Theorem, ...] = (
     dutta2018.SyncRuntime(),
     dutta2018.AsyncRuntime(),
     dutta2018.SSPRuntime(),
+    dutta2018.KSyncRuntime(),
+    dutta2018.KBatchSyncRuntime(),
     kumar2015.SameOptimum(),
     kumar2015.LayerwiseTracking(),
     kumar2015.LayerGradients(),
