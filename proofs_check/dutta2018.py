@@ -284,6 +284,11 @@ def _rounds_unmet(rd: RunData) -> list[str]:
 
 
 class KSyncRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "ksync"``.  [R] for identical exponential workers, where
+    Dutta et al. state ``E[T] = mu (H_P - H_{P-K})``; [D] elsewhere (the order-statistic
+    integral over the workers' slowdowns, of which that is the closed form).  A server that
+    waits for more pushes, or applies other than K, is caught (tests/test_alternatives.py)."""
+
     name = "dutta2018.ksync_runtime"
     models = ("ksync",)
     reference = Reference(SRC, "K-sync SGD runtime: E[T] = E[X_{K:P}] = mu (H_P - H_{P-K}) for Exp(mu) (+ 2 message costs)", "R")
@@ -311,6 +316,10 @@ class KSyncRuntime(Theorem[RunData]):
 
 
 class KBatchSyncRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "kbatch_sync"``, exponential times, no message cost.  [R]
+    for identical workers (``K / (P mu)``, mu a rate); [D] with persistent stragglers
+    (``K / Σ_p rate_p``, the rate of the superposed Poisson pushes)."""
+
     name = "dutta2018.kbatch_sync_runtime"
     models = ("kbatch_sync",)
     reference = Reference(SRC, "K-batch-sync SGD runtime: E[T] = K / (P mu) for exponential times of rate mu", "R")
