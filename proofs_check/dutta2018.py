@@ -243,12 +243,14 @@ def _per_worker_commits(rd: RunData) -> list[np.ndarray]:
 
 def _round_ends(rd: RunData) -> np.ndarray:
     """M[1..R]: the instants rounds ended (every row of a round commits or is dropped then)."""
+    assert rd.trace is not None
     return np.unique(rd.trace["commit_time"].to_numpy(dtype=float))
 
 
 def _round_findings(rd: RunData, k: int, predicted: float, how: str, law: str) -> Finding:
     """Exactly ``k`` applied per round, and the mean round length against ``predicted`` (99% CI)."""
     M = _round_ends(rd)
+    assert rd.trace is not None
     commit = rd.trace["commit_time"].to_numpy(dtype=float)
     kept = rd.trace["discarded"].to_numpy() == 0
     rnd = np.searchsorted(M, commit)

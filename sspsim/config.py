@@ -39,11 +39,11 @@ from sspsim.speeds import SpeedModel, SpeedRule, Straggler, TraceTimes, Transien
 from sspsim.ssp import INF, Staleness
 
 __all__ = [
+    "CONSISTENCY_MODELS",
     "PROBLEM_KINDS",
     "READ_POLICIES",
     "SECTIONS",
     "Activation",
-    "CONSISTENCY_MODELS",
     "Config",
     "ConsistencyConfig",
     "ConsistencyModel",

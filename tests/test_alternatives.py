@@ -64,9 +64,9 @@ def test_bad_alternatives_are_refused_naming_the_field(consistency: dict, field:
 
 
 def test_round_models_refuse_audit_and_the_batch_engine() -> None:
-    with pytest.raises(ConfigError, match="run.audit"):
+    with pytest.raises(ConfigError, match=r"run\.audit"):
         config_from_dict({"consistency": {"model": "ksync", "k": 2}, "run": {"audit": True}})
-    with pytest.raises(ConfigError, match="run.engine"):
+    with pytest.raises(ConfigError, match=r"run\.engine"):
         config_from_dict({"consistency": {"model": "ksync", "k": 2}, "run": {"engine": "batch"}, "problem": {"kind": "none"}})
 
 
@@ -209,9 +209,9 @@ def test_ksync_with_k_equal_p_is_bsp_update_for_update() -> None:
     ks = sspsim.simulate(_config({"model": "ksync", "k": P}, **common))
     bsp = sspsim.simulate(_config({"staleness": 0}, **common))
     assert ks.trace is not None and bsp.trace is not None
-    round_end = lambda run: pd.DataFrame(run.trace).groupby("clock")["commit_time"].max().to_numpy()  # noqa: E731
+    round_end = lambda run: pd.DataFrame(run.trace).groupby("clock")["commit_time"].max().to_numpy()
     assert np.array_equal(round_end(ks), round_end(bsp))
-    objective = lambda run: list(pd.DataFrame(run.evals)["objective"])  # noqa: E731
+    objective = lambda run: list(pd.DataFrame(run.evals)["objective"])
     assert objective(ks) == pytest.approx(objective(bsp), rel=1e-12)
 
 

@@ -30,7 +30,8 @@ updates of the round applied before this one (0 where discarded); ``loss`` NaN w
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -292,6 +293,7 @@ class _LocalSGD(_Engine):
                     if self.math:
                         assert xs is not None
                         loss, grad = self.loss_grad(xs[p], p, c)
+                        assert grad is not None
                         eta = self.server.step(round_robin_index(p, c, self.P), 0)
                         xs[p] -= eta * self.server.momentum[p].direction(grad)
                     rows.append((p, c, float(begin[p]), float(X[p, c - 1]), loss, eta))

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from sspsim.config import Config
 from sspsim.errors import ConfigError
+from sspsim.evaluate import eval_clocks
 from sspsim.problems import make_problem, problem_facts
 from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.rounds import RoundServer, simulate_rounds, summarize_rounds
-from sspsim.evaluate import eval_clocks
 from sspsim.speeds import TraceTimes, compute_times
 from sspsim.trace import Recording, summarize, trace_table
 
