@@ -72,6 +72,9 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
     """
+    if config.consistency.model != "ssp" and baseline is None:
+        raise InputError("consistency.model", config.consistency.model,
+                         "the real backend's parameter server runs SSP; simulate the round-based models with sspsim simulate")
     try:
         import torch
     except ImportError:

@@ -275,3 +275,13 @@ def test_sweep_runs_the_models_side_by_side(tmp_path: Path) -> None:
     for rd in runs.values():
         ks, kb = KSyncRuntime().check(rd).outcome.value, KBatchSyncRuntime().check(rd).outcome.value
         assert (ks == HOLDS) == (rd.model == "ksync") and (kb == HOLDS) == (rd.model == "kbatch_sync")
+
+
+def test_deploy_refuses_round_models_in_one_line() -> None:
+    """The real parameter server runs SSP: a round-based config is refused before anything starts."""
+    from sspsim.errors import InputError
+    from sspsim.real.launch import deploy
+
+    with pytest.raises(InputError) as err:
+        deploy(_config({"model": "ksync", "k": 3}, clocks=5), Path("/nonexistent/never-written"))
+    assert str(err.value).startswith("consistency.model")
