@@ -65,6 +65,7 @@ __all__ = [
     "AsyncRuntime",
     "KBatchSyncRuntime",
     "KSyncRuntime",
+    "LocalSGDRuntime",
     "SSPRuntime",
     "SyncRuntime",
     "expected_kth",
@@ -349,6 +350,76 @@ class KBatchSyncRuntime(Theorem[RunData]):
         k = rd.config.consistency.k
         assert k is not None
         return _round_findings(rd, k, predicted, how, "K / (P mu)")
+
+
+class LocalSGDRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "local_sgd"``, period H.  [D]: Dutta et al.'s synchronous
+    row with an iteration replaced by H local steps: a round lasts ``2m + max_p k_p (X_p1 + ... +
+    X_pH)``; for Exp(mu) times the H-step sum is Gamma(H, mu), so ``E[T] = 2m + ∫_0^∞ (1 - Π_p
+    G_H(x / (k_p mu))) dx``, G_H the Gamma(H) CDF; for constant times ``2m + H c max_p k_p``.
+    Only full rounds count (a last, shorter round is left out)."""
+
+    name = "dutta2018.local_sgd_runtime"
+    models = ("local_sgd",)
+    reference = Reference(SRC, "synchronous runtime with H local steps per round: E[max_p (2m + Σ_H X_p)]", "D")
+    summary = "local SGD: every worker takes H steps per round, and the mean round length equals 2m + E[max_p Σ_H X_p], within a 99% CI"
+
+    def assumptions(self, rd: RunData) -> list[str]:
+        unmet = _rounds_unmet(rd)
+        speed = rd.config.workers.speed
+        if _constant_value(speed) is None and not isinstance(speed, sp.Exponential):
+            unmet.append(f"speed kind = {type(speed).__name__}: the law needs exponential or constant times")
+        if rd.config.workers.compute is not None:
+            unmet.append("workers.compute adds a second draw per step")
+        return unmet
+
+    def predicted(self, rd: RunData) -> tuple[float, str]:
+        """2m + E[max_p k_p Gamma(H, mu)] (or its constant-time value)."""
+        H = rd.config.consistency.period
+        assert H is not None
+        scales = straggler_scales(rd)
+        speed = rd.config.workers.speed
+        const = _constant_value(speed)
+        if const is not None:
+            return 2.0 * rd.message_cost + H * const * float(scales.max()), "constant times"
+        import scipy.stats
+
+        mu = mean_time(speed)
+
+        def tail(x: float) -> float:
+            return 1.0 - float(np.prod(scipy.stats.gamma.cdf(x / (scales * mu), H)))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.integrate.IntegrationWarning)
+            mid = 50.0 * H * float(scales.max()) * mu
+            val = (scipy.integrate.quad(tail, 0.0, mid, epsabs=1e-12, epsrel=1e-10, limit=400)[0]
+                   + scipy.integrate.quad(tail, mid, math.inf, epsabs=1e-12, epsrel=1e-10, limit=400)[0])
+        return 2.0 * rd.message_cost + val, "numerical integral of the Gamma(H) maximum"
+
+    def measure(self, rd: RunData) -> Finding:
+        H = rd.config.consistency.period
+        assert H is not None and rd.trace is not None
+        M = _round_ends(rd)
+        commit = rd.trace["commit_time"].to_numpy(dtype=float)
+        rnd = np.searchsorted(M, commit)
+        steps = np.bincount(rnd * rd.P + rd.worker, minlength=len(M) * rd.P).reshape(len(M), rd.P)
+        full = len(M) if rd.config.run.clocks % H == 0 else len(M) - 1
+        wrong = np.flatnonzero((steps[:full] != H).any(axis=1))
+        durations = np.diff(np.concatenate([[0.0], M]))[:full]
+        predicted, how = self.predicted(rd)
+        n = len(durations)
+        measured = float(durations.mean())
+        sd = float(durations.std(ddof=1)) if n > 1 else 0.0
+        half = Z99 * sd / math.sqrt(n) + 1e-9 * abs(predicted) + 1e-12
+        in_ci = abs(measured - predicted) <= half
+        detail = (f"mean round length {measured:.5g} over {n} full rounds vs 2m + E[max_p Σ_H X_p] = {predicted:.5g} "
+                  f"({how}); 99% CI half-width {half:.3g}; H = {H} steps per worker per round")
+        if len(wrong):
+            detail = f"{len(wrong)} round(s) where a worker took other than H = {H} steps, e.g. round {int(wrong[0]) + 1}: " + detail
+        elif not in_ci:
+            detail = f"round length outside the 99% CI (|diff| = {abs(measured - predicted):.3g}): " + detail
+        return Finding(not len(wrong) and in_ci, measured, predicted, detail,
+                       {"ci_half_width": half, "sd": sd, "rounds": n, "method": how, "bad_rounds": len(wrong)})
 
 
 class SyncRuntime(Theorem[RunData]):

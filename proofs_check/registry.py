@@ -31,6 +31,7 @@ CATALOGUE: tuple[Theorem, ...] = (
     dutta2018.SSPRuntime(),
     dutta2018.KSyncRuntime(),
     dutta2018.KBatchSyncRuntime(),
+    dutta2018.LocalSGDRuntime(),
     kumar2015.SameOptimum(),
     kumar2015.LayerwiseTracking(),
     kumar2015.LayerGradients(),

@@ -285,3 +285,25 @@ def test_deploy_refuses_round_models_in_one_line() -> None:
     with pytest.raises(InputError) as err:
         deploy(_config({"model": "ksync", "k": 3}, clocks=5), Path("/nonexistent/never-written"))
     assert str(err.value).startswith("consistency.model")
+
+
+def test_local_sgd_round_length_matches_the_gamma_maximum_within_3_percent() -> None:
+    """Exp(1) times, H = 4: a round lasts 2m + max_p Gamma(4, 1); 3000 steps = 750 rounds."""
+    from sspsim.proofs_check.dutta2018 import LocalSGDRuntime
+
+    cfg = _config({"model": "local_sgd", "period": 4}, network={"latency": 0.05})
+    outcome, v = _verdict(LocalSGDRuntime(), sspsim.simulate(cfg))
+    assert outcome == HOLDS, v.detail
+    assert v.measured == pytest.approx(v.bound, rel=0.03)
+
+
+def test_local_sgd_check_catches_a_server_that_averages_too_early() -> None:
+    """The run averaged every 3 steps while its config says 4: caught (other than H steps per round)."""
+    from sspsim.proofs_check.dutta2018 import LocalSGDRuntime
+
+    early = RunData.from_run(sspsim.simulate(_config({"model": "local_sgd", "period": 3}, clocks=600)))
+    claimed = _config({"model": "local_sgd", "period": 4}, clocks=600)
+    lying = RunData(early.path, early.meta, claimed, early.trace, early.evals, None)
+    assert LocalSGDRuntime().check(early).outcome.value == HOLDS
+    v = LocalSGDRuntime().check(lying)
+    assert v.outcome.value == VIOLATED and "other than H = 4" in v.detail
