@@ -72,9 +72,11 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
     """
-    if config.consistency.model != "ssp" and baseline is None:
+    if config.consistency.model not in ("ssp", "ksync") and baseline is None:
         raise InputError("consistency.model", config.consistency.model,
-                         "the real backend's parameter server runs SSP; simulate the round-based models with sspsim simulate")
+                         "the real backend runs ssp and ksync; simulate the other round-based models with sspsim simulate")
+    if config.consistency.model == "ksync" and resume:
+        raise InputError("--resume", str(out), "a K-sync run cannot be resumed (checkpoints are SSP's)")
     try:
         import torch
     except ImportError:

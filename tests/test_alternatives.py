@@ -283,7 +283,7 @@ def test_deploy_refuses_round_models_in_one_line() -> None:
     from sspsim.real.launch import deploy
 
     with pytest.raises(InputError) as err:
-        deploy(_config({"model": "ksync", "k": 3}, clocks=5), Path("/nonexistent/never-written"))
+        deploy(_config({"model": "kbatch_sync", "k": 3}, clocks=5), Path("/nonexistent/never-written"))
     assert str(err.value).startswith("consistency.model")
 
 
