@@ -24,6 +24,22 @@ the server applies updates instantly (``network.apply_time = 0``).
 
   Check: every wait is 0, and ``1 / Σ_p 1/mean_p`` of the measured per-worker durations lies
   in its 99% CI (delta method over the independent workers).
+* **K-sync (``consistency.model = "ksync"``)** [R]+[D].  Every worker restarts each round at the
+  same parameters and the round ends at the K-th push, so ``M_r - M_{r-1} = 2m + X_{K:P}``, the
+  K-th order statistic, with mean
+
+      E[T_Ksync] = 2 m + E[X_{K:P}] = 2 m + ∫_0^∞ P(fewer than K of the P have X_p <= x) dx,
+
+  ``mu (H_P - H_{P-K})`` for Exp(mean mu) (Dutta et al.'s K-sync runtime lemma [R]; K = P is
+  the synchronous row, backup workers b = P - K); the Poisson-binomial integral otherwise [D].
+  Check: exactly K applied and P - K discarded per round, and the mean round length in its 99% CI.
+* **K-batch-sync (``model = "kbatch_sync"``)** [R]+[D].  Workers keep computing at the round's
+  parameters, and the round ends at the K-th push from any of them.  With exponential times
+  (rate ``1/(k_p mu)`` for worker p) and no message cost the pushes form P independent Poisson
+  processes (memorylessness also makes restarting at a round's end harmless), whose
+  superposition has rate ``Λ = Σ_p 1/(k_p mu)``: ``T ~ Gamma(K, Λ)``, ``E[T] = K / Λ``, which
+  is Dutta et al.'s ``K / (P mu)`` [R] for identical workers (mu there a rate) [D].
+  Check: exactly K applied per round, and the mean round length in its 99% CI.
 * **SSP (0 < s < inf)** [D] (not in Dutta; derived and simulated in theorems.md §8).  With
   identical draws, every commit time is non-increasing in s (induction on the recurrence
   ``A[p,c] = max(C[p,c-1], M[c-1-s])``, ``C[p,c] = A[p,c] + D_pc``), so time per clock is
@@ -48,8 +64,12 @@ from sspsim.proofs_check.theorem import Finding, Reference, Theorem
 
 __all__ = [
     "AsyncRuntime",
+    "KBatchSyncRuntime",
+    "KSyncRuntime",
+    "LocalSGDRuntime",
     "SSPRuntime",
     "SyncRuntime",
+    "expected_kth",
     "expected_max",
     "mean_time",
     "speed_cdf",
@@ -152,6 +172,54 @@ def expected_max(speed: sp.SpeedModel, scales: np.ndarray) -> tuple[float, str]:
     return float(lower + val), "numerical order-statistic integral"
 
 
+def expected_kth(speed: sp.SpeedModel, scales: np.ndarray, k: int) -> tuple[float, str]:
+    """E[X_{K:P}], the K-th smallest of independent ``k_p X_p`` (K = P: :func:`expected_max`).
+
+    Closed forms for identical workers: ``mu (H_P - H_{P-K})`` (exponential), ``shift +`` that
+    (shifted exponential), the K-th smallest scaled value (constant).  Otherwise
+    ``∫_0^∞ P(N(x) < K) dx``, ``N(x)`` the number of workers done by x, Poisson-binomial with
+    probabilities ``F(x / k_p)`` (computed by the usual recursion over workers).
+    """
+    scales = np.asarray(scales, dtype=float)
+    P = len(scales)
+    if not 1 <= k <= P:
+        raise ValueError(f"k = {k} must lie in 1..{P}")
+    const = _constant_value(speed)
+    if const is not None:
+        return float(np.sort(const * scales)[k - 1]), "constant times"
+    same = bool(np.all(scales == scales[0]))
+    gap = float(np.sum(1.0 / np.arange(P - k + 1, P + 1)))  # H_P - H_{P-K}
+    if same and isinstance(speed, sp.Exponential):
+        return float(scales[0] * speed.mean * gap), "closed form mu (H_P - H_{P-K})"
+    if same and isinstance(speed, sp.ShiftedExponential):
+        return float(scales[0] * (speed.shift + speed.mean_excess * gap)), "closed form shift + mu (H_P - H_{P-K})"
+    F, lo, hi = speed_cdf(speed)
+    ks = [float(v) for v in scales]
+    lower = float(np.sort(lo * scales)[k - 1])  # below it fewer than K can be done
+    upper = float(np.sort(hi * scales)[k - 1]) if math.isfinite(hi) else math.inf
+
+    def tail(x: float) -> float:
+        dist = np.zeros(P + 1)
+        dist[0] = 1.0
+        for i, kp in enumerate(ks):
+            q = F(x / kp)
+            dist[1:i + 2] = dist[1:i + 2] * (1 - q) + dist[:i + 1] * q
+            dist[0] *= 1 - q
+        return float(dist[:k].sum())
+
+    opts = dict(epsabs=1e-12, epsrel=1e-10, limit=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.integrate.IntegrationWarning)
+        if math.isfinite(upper):
+            breaks = sorted({lo * v for v in ks} | {hi * v for v in ks})
+            inner = [b for b in breaks if lower < b < upper]
+            val = scipy.integrate.quad(tail, lower, upper, points=inner or None, **opts)[0]
+        else:
+            mid = lower + 50.0 * max(ks) * max(mean_time(speed), 1e-300)
+            val = scipy.integrate.quad(tail, lower, mid, **opts)[0] + scipy.integrate.quad(tail, mid, math.inf, **opts)[0]
+    return float(lower + val), "numerical order-statistic integral (Poisson-binomial)"
+
+
 # -- premises shared by the run checks -----------------------------------------------------
 
 
@@ -187,6 +255,186 @@ def _per_worker_commits(rd: RunData) -> list[np.ndarray]:
 
 
 # -- the checks ------------------------------------------------------------------------------
+
+
+def _round_ends(rd: RunData) -> np.ndarray:
+    """M[1..R]: the instants rounds ended (every row of a round commits or is dropped then)."""
+    assert rd.trace is not None
+    return np.unique(rd.trace["commit_time"].to_numpy(dtype=float))
+
+
+def _round_findings(rd: RunData, k: int, predicted: float, how: str, law: str) -> Finding:
+    """Exactly ``k`` applied per round, and the mean round length against ``predicted`` (99% CI)."""
+    M = _round_ends(rd)
+    assert rd.trace is not None
+    commit = rd.trace["commit_time"].to_numpy(dtype=float)
+    kept = rd.trace["discarded"].to_numpy() == 0
+    rnd = np.searchsorted(M, commit)
+    applied = np.bincount(rnd[kept], minlength=len(M))
+    wrong = np.flatnonzero(applied != k)
+    durations = np.diff(np.concatenate([[0.0], M]))
+    n = len(durations)
+    measured = float(durations.mean())
+    sd = float(durations.std(ddof=1)) if n > 1 else 0.0
+    half = Z99 * sd / math.sqrt(n) + 1e-9 * abs(predicted) + 1e-12
+    in_ci = abs(measured - predicted) <= half
+    detail = (f"mean round length {measured:.5g} over {n} rounds vs {law} = {predicted:.5g} ({how}); "
+              f"99% CI half-width {half:.3g}; {k} gradient(s) applied per round")
+    if len(wrong):
+        detail = (f"{len(wrong)} round(s) applied other than K = {k} gradients, e.g. round {int(wrong[0]) + 1} "
+                  f"applied {int(applied[wrong[0]])}: " + detail)
+    elif not in_ci:
+        detail = f"round length outside the 99% CI (|diff| = {abs(measured - predicted):.3g}): " + detail
+    return Finding(not len(wrong) and in_ci, measured, predicted, detail,
+                   {"ci_half_width": half, "sd": sd, "rounds": n, "method": how, "bad_rounds": len(wrong),
+                    "relative_error": abs(measured - predicted) / predicted if predicted else None})
+
+
+def _rounds_unmet(rd: RunData) -> list[str]:
+    unmet = _timing_unmet(rd)
+    if not unmet and not rd.has("discarded"):
+        unmet.append("needs the trace's discarded column")
+    if not unmet:
+        n = len(_round_ends(rd))
+        if n < MIN_CLOCKS:
+            unmet.append(f"needs at least {MIN_CLOCKS} rounds for a CI (has {n})")
+    return unmet
+
+
+class KSyncRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "ksync"``.  [R] for identical exponential workers, where
+    Dutta et al. state ``E[T] = mu (H_P - H_{P-K})``; [D] elsewhere (the order-statistic
+    integral over the workers' slowdowns, of which that is the closed form).  A server that
+    waits for more pushes, or applies other than K, is caught (tests/test_alternatives.py)."""
+
+    name = "dutta2018.ksync_runtime"
+    models = ("ksync",)
+    reference = Reference(SRC, "K-sync SGD runtime: E[T] = E[X_{K:P}] = mu (H_P - H_{P-K}) for Exp(mu) (+ 2 message costs)", "R")
+    summary = "K-sync: K gradients applied per round, and the mean round length equals 2m + E[X_{K:P}], within a 99% CI"
+
+    def assumptions(self, rd: RunData) -> list[str]:
+        unmet = _rounds_unmet(rd)
+        speed = rd.config.workers.speed
+        if not unmet and isinstance(speed, sp.Pareto) and speed.alpha <= 1:
+            unmet.append("Pareto alpha <= 1: infinite mean")
+        return unmet
+
+    def predicted(self, rd: RunData) -> tuple[float, str]:
+        """2m + E[X_{K:P}] over the workers' slowdowns."""
+        k = rd.config.consistency.k
+        assert k is not None
+        kth, how = expected_kth(rd.config.workers.speed, straggler_scales(rd), k)
+        return 2.0 * rd.message_cost + kth, how
+
+    def measure(self, rd: RunData) -> Finding:
+        predicted, how = self.predicted(rd)
+        k = rd.config.consistency.k
+        assert k is not None
+        return _round_findings(rd, k, predicted, how, "2m + E[X_{K:P}]")
+
+
+class KBatchSyncRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "kbatch_sync"``, exponential times, no message cost.  [R]
+    for identical workers (``K / (P mu)``, mu a rate); [D] with persistent stragglers
+    (``K / Σ_p rate_p``, the rate of the superposed Poisson pushes)."""
+
+    name = "dutta2018.kbatch_sync_runtime"
+    models = ("kbatch_sync",)
+    reference = Reference(SRC, "K-batch-sync SGD runtime: E[T] = K / (P mu) for exponential times of rate mu", "R")
+    summary = "K-batch-sync: K gradients applied per round, and the mean round length equals K / Σ_p rate_p, within a 99% CI"
+
+    def assumptions(self, rd: RunData) -> list[str]:
+        unmet = _rounds_unmet(rd)
+        if not isinstance(rd.config.workers.speed, sp.Exponential):
+            unmet.append(f"speed kind = {type(rd.config.workers.speed).__name__}: the law needs exponential times (memorylessness)")
+        if rd.message_cost > 0:
+            unmet.append(f"message cost {rd.message_cost:g} > 0: an iteration 2m + X is not exponential")
+        if rd.config.workers.compute is not None:
+            unmet.append("workers.compute adds a second draw: an iteration is not exponential")
+        return unmet
+
+    def predicted(self, rd: RunData) -> tuple[float, str]:
+        """K / Λ, Λ = Σ_p 1 / (k_p mu)."""
+        k = rd.config.consistency.k
+        assert k is not None
+        rate = float(np.sum(1.0 / (straggler_scales(rd) * mean_time(rd.config.workers.speed))))
+        return k / rate, "K / Σ_p rate_p (Poisson superposition)"
+
+    def measure(self, rd: RunData) -> Finding:
+        predicted, how = self.predicted(rd)
+        k = rd.config.consistency.k
+        assert k is not None
+        return _round_findings(rd, k, predicted, how, "K / (P mu)")
+
+
+class LocalSGDRuntime(Theorem[RunData]):
+    """Runs with ``consistency.model = "local_sgd"``, period H.  [D]: Dutta et al.'s synchronous
+    row with an iteration replaced by H local steps: a round lasts ``2m + max_p k_p (X_p1 + ... +
+    X_pH)``; for Exp(mu) times the H-step sum is Gamma(H, mu), so ``E[T] = 2m + ∫_0^∞ (1 - Π_p
+    G_H(x / (k_p mu))) dx``, G_H the Gamma(H) CDF; for constant times ``2m + H c max_p k_p``.
+    Only full rounds count (a last, shorter round is left out)."""
+
+    name = "dutta2018.local_sgd_runtime"
+    models = ("local_sgd",)
+    reference = Reference(SRC, "synchronous runtime with H local steps per round: E[max_p (2m + Σ_H X_p)]", "D")
+    summary = "local SGD: every worker takes H steps per round, and the mean round length equals 2m + E[max_p Σ_H X_p], within a 99% CI"
+
+    def assumptions(self, rd: RunData) -> list[str]:
+        unmet = _rounds_unmet(rd)
+        speed = rd.config.workers.speed
+        if _constant_value(speed) is None and not isinstance(speed, sp.Exponential):
+            unmet.append(f"speed kind = {type(speed).__name__}: the law needs exponential or constant times")
+        if rd.config.workers.compute is not None:
+            unmet.append("workers.compute adds a second draw per step")
+        return unmet
+
+    def predicted(self, rd: RunData) -> tuple[float, str]:
+        """2m + E[max_p k_p Gamma(H, mu)] (or its constant-time value)."""
+        H = rd.config.consistency.period
+        assert H is not None
+        scales = straggler_scales(rd)
+        speed = rd.config.workers.speed
+        const = _constant_value(speed)
+        if const is not None:
+            return 2.0 * rd.message_cost + H * const * float(scales.max()), "constant times"
+        import scipy.stats
+
+        mu = mean_time(speed)
+
+        def tail(x: float) -> float:
+            return 1.0 - float(np.prod(scipy.stats.gamma.cdf(x / (scales * mu), H)))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.integrate.IntegrationWarning)
+            mid = 50.0 * H * float(scales.max()) * mu
+            val = (scipy.integrate.quad(tail, 0.0, mid, epsabs=1e-12, epsrel=1e-10, limit=400)[0]
+                   + scipy.integrate.quad(tail, mid, math.inf, epsabs=1e-12, epsrel=1e-10, limit=400)[0])
+        return 2.0 * rd.message_cost + val, "numerical integral of the Gamma(H) maximum"
+
+    def measure(self, rd: RunData) -> Finding:
+        H = rd.config.consistency.period
+        assert H is not None and rd.trace is not None
+        M = _round_ends(rd)
+        commit = rd.trace["commit_time"].to_numpy(dtype=float)
+        rnd = np.searchsorted(M, commit)
+        steps = np.bincount(rnd * rd.P + rd.worker, minlength=len(M) * rd.P).reshape(len(M), rd.P)
+        full = len(M) if rd.config.run.clocks % H == 0 else len(M) - 1
+        wrong = np.flatnonzero((steps[:full] != H).any(axis=1))
+        durations = np.diff(np.concatenate([[0.0], M]))[:full]
+        predicted, how = self.predicted(rd)
+        n = len(durations)
+        measured = float(durations.mean())
+        sd = float(durations.std(ddof=1)) if n > 1 else 0.0
+        half = Z99 * sd / math.sqrt(n) + 1e-9 * abs(predicted) + 1e-12
+        in_ci = abs(measured - predicted) <= half
+        detail = (f"mean round length {measured:.5g} over {n} full rounds vs 2m + E[max_p Σ_H X_p] = {predicted:.5g} "
+                  f"({how}); 99% CI half-width {half:.3g}; H = {H} steps per worker per round")
+        if len(wrong):
+            detail = f"{len(wrong)} round(s) where a worker took other than H = {H} steps, e.g. round {int(wrong[0]) + 1}: " + detail
+        elif not in_ci:
+            detail = f"round length outside the 99% CI (|diff| = {abs(measured - predicted):.3g}): " + detail
+        return Finding(not len(wrong) and in_ci, measured, predicted, detail,
+                       {"ci_half_width": half, "sd": sd, "rounds": n, "method": how, "bad_rounds": len(wrong)})
 
 
 class SyncRuntime(Theorem[RunData]):
@@ -331,7 +579,7 @@ class SSPRuntime(Theorem[SweepData]):
     def _groups(self, sweep: SweepData) -> list[list[RunData]]:
         groups: dict[str, list[RunData]] = {}
         for rd in sweep.runs:
-            if not rd.complete or _time_per_clock(rd) is None:
+            if not rd.complete or rd.model != "ssp" or _time_per_clock(rd) is None:
                 continue
             groups.setdefault(_group_key(rd), []).append(rd)
         out = []

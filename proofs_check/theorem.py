@@ -62,10 +62,13 @@ class Theorem(Generic[E]):
         raise NotImplementedError
 
     needs_well_formed: bool = True  # every check but the one that tests it reads a well-formed trace
+    models: tuple[str, ...] = ("ssp",)  # the consistency models (config consistency.model) the statement is about
 
     def check(self, evidence: E, *, run: str | None = None, n_runs: int = 1) -> Verdict:
         """Assumptions first: an unmet one gives ``not_applicable`` naming it, never ``holds``."""
-        unmet = self._structure(evidence) if self.needs_well_formed else []
+        unmet = self._model(evidence)
+        evidence = self._of_models(evidence)
+        unmet = unmet or (self._structure(evidence) if self.needs_well_formed else [])
         unmet = unmet or self.assumptions(evidence)
         if unmet:
             return self._verdict(Outcome.NOT_APPLICABLE, None, None, "; ".join(unmet), run, n_runs)
@@ -75,6 +78,22 @@ class Theorem(Generic[E]):
         else:
             outcome = Outcome.HOLDS if found.holds else Outcome.VIOLATED
         return self._verdict(outcome, found.measured, found.bound, found.detail, run, n_runs, found.extra)
+
+    def _model(self, evidence: object) -> list[str]:
+        """A run's consistency model outside :attr:`models` (for a sweep: when no run's is inside)."""
+        runs = getattr(evidence, "runs", None) or [evidence]
+        found = [getattr(getattr(getattr(rd, "config", None), "consistency", None), "model", "ssp") for rd in runs]
+        if any(m in self.models for m in found):
+            return []
+        return [f"consistency.model = {found[0]!r}: this statement is about {' / '.join(self.models)}"]
+
+    def _of_models(self, evidence: E) -> E:
+        """A sweep narrowed to its runs of :attr:`models` (a run is returned as it is)."""
+        runs = getattr(evidence, "runs", None)
+        if runs is None:
+            return evidence
+        keep = [rd for rd in runs if rd.config.consistency.model in self.models]
+        return evidence if len(keep) == len(runs) or not keep else type(evidence)(evidence.path, keep)  # type: ignore[attr-defined, call-arg]
 
     @staticmethod
     def _structure(evidence: object) -> list[str]:

@@ -72,6 +72,11 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
     """
+    if config.consistency.model not in ("ssp", "ksync") and baseline is None:
+        raise InputError("consistency.model", config.consistency.model,
+                         "the real backend runs ssp and ksync; simulate the other round-based models with sspsim simulate")
+    if config.consistency.model == "ksync" and resume:
+        raise InputError("--resume", str(out), "a K-sync run cannot be resumed (checkpoints are SSP's)")
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:  # only the ranks import torch: the launcher starts and exits fast

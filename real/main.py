@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:
         from sspsim.real.server import Server
 
+        if config.consistency.model == "ksync":
+            from sspsim.real.ksync import KSyncServer as Server  # type: ignore[assignment]
         code = Server(config, args.out, facts=hardware, transport=transport, resume=args.resume, problem=problem).run()
     else:
         from sspsim.real.worker import Worker

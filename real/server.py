@@ -129,15 +129,19 @@ class Server:
                 self.done.add(p)
             if kind in (Kind.HELLO, Kind.PUSH):
                 self.request_time[p] = now
-                if self.server.table.clock(p) >= self.C:  # resumed after this worker had finished
-                    self.transport.send(msg.source, ServerHeader(Kind.DONE))
-                    self.done.add(p)
-                elif isinstance(self.server.admit(p), Proceed):
-                    self._serve(p)
-                else:
-                    self.server.hold(p)
+                self._request(p)
             if kind in (Kind.PUSH, Kind.LAST):
                 self.busy.append(time.time() - now)
+
+    def _request(self, p: int) -> None:
+        """Worker ``p`` asks for its next read: serve it, hold it at the gate, or tell it the run is done."""
+        if self.server.table.clock(p) >= self.C:  # resumed after this worker had finished
+            self.transport.send(p + 1, ServerHeader(Kind.DONE))
+            self.done.add(p)
+        elif isinstance(self.server.admit(p), Proceed):
+            self._serve(p)
+        else:
+            self.server.hold(p)
 
     def _serve(self, p: int) -> None:
         read = self.server.read(p)

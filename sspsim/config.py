@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from sspsim import speeds as _speeds
-from sspsim.errors import ConfigError, InputError
+from sspsim.errors import MISSING, ConfigError, InputError
 from sspsim.fields import (
     Bool,
     Choice,
@@ -39,12 +39,14 @@ from sspsim.speeds import SpeedModel, SpeedRule, Straggler, TraceTimes, Transien
 from sspsim.ssp import INF, Staleness
 
 __all__ = [
+    "CONSISTENCY_MODELS",
     "PROBLEM_KINDS",
     "READ_POLICIES",
     "SECTIONS",
     "Activation",
     "Config",
     "ConsistencyConfig",
+    "ConsistencyModel",
     "Device",
     "Dtype",
     "Engine",
@@ -67,6 +69,7 @@ __all__ = [
 
 ProblemKind = Literal["logistic", "least_squares", "nonconvex", "quadratic", "mlp", "timit_like", "torch", "none"]
 ReadPolicy = Literal["eager", "lazy", "push"]
+ConsistencyModel = Literal["ssp", "ksync", "kbatch_sync", "local_sgd"]
 Schedule = Literal["constant", "inv_sqrt"]
 Activation = Literal["sigmoid", "tanh", "relu"]
 TraceMode = Literal["full", "summary"]
@@ -76,6 +79,7 @@ Dtype = Literal["float64", "float32"]
 
 PROBLEM_KINDS: tuple[str, ...] = get_args(ProblemKind)
 READ_POLICIES: tuple[str, ...] = get_args(ReadPolicy)
+CONSISTENCY_MODELS: tuple[str, ...] = get_args(ConsistencyModel)
 DIGITS_SAMPLES = 1797  # images in scikit-learn's load_digits
 METADATA_SECTIONS = ("calibration", "sweep")  # tables kept verbatim for the tools that read them
 
@@ -252,9 +256,15 @@ class OptimizerConfig(_Section):
 
 @dataclass(frozen=True, kw_only=True)
 class ConsistencyConfig(_Section):
-    """``[consistency]``: the staleness bound s (0 = BSP, inf = ASP) and what reads see."""
+    """``[consistency]``: SSP's staleness bound s (0 = BSP, inf = ASP) and what reads see, or a
+    round-based alternative (K-sync, K-batch-sync, local SGD).  Keys a model does not use are ignored."""
 
     SECTION: ClassVar[str] = "consistency"
+    model: ConsistencyModel = spec("ssp", Choice(ConsistencyModel),
+                                   "ssp | ksync | kbatch_sync | local_sgd")
+    k: int | None = spec(None, Int(1, optional=True),
+                         "gradients applied per round (ksync: <= workers.count; kbatch_sync: any)")
+    period: int | None = spec(None, Int(1, optional=True), "local steps between averagings (local_sgd)")
     staleness: Staleness = spec(3, _Staleness(), '0 = BSP; "inf" = ASP')
     read_policy: ReadPolicy = spec("eager", Choice(ReadPolicy, aliases={"adversarial": "lazy"}),
                                    "eager | lazy (alias: adversarial) | push")
@@ -267,6 +277,10 @@ class ConsistencyConfig(_Section):
                 "lazy",
                 'with staleness = "inf" a lazy read guarantees only the worker\'s own writes; use eager or push for ASP',
             )
+        if self.model in ("ksync", "kbatch_sync") and self.k is None:
+            raise ConfigError("consistency.k", MISSING, f"model = {self.model!r} needs k, the gradients applied per round")
+        if self.model == "local_sgd" and self.period is None:
+            raise ConfigError("consistency.period", MISSING, "model = 'local_sgd' needs period, the local steps between averagings")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -505,6 +519,16 @@ def _validate(c: Config) -> None:
             raise ConfigError(
                 "workers.speed.file", str(speed.file), f"has {cols} columns but run.clocks = {c.run.clocks} (one column per clock)"
             )
+    model = c.consistency.model
+    if model == "ksync" and c.consistency.k is not None and c.consistency.k > c.workers.count:
+        raise ConfigError("consistency.k", c.consistency.k, f"ksync applies K of the P = {c.workers.count} workers' gradients: must be <= workers.count")
+    if model != "ssp" and c.run.audit:
+        raise ConfigError("run.audit", True, f"the audit log records SSP read sets; model = {model!r} has none")
+    if model == "kbatch_sync" and isinstance(speed, TraceTimes):
+        raise ConfigError("workers.speed", "trace", "kbatch_sync runs a varying number of iterations per worker and round; "
+                          "replayed times have one column per clock")
+    if model != "ssp" and c.run.engine == "batch":
+        raise ConfigError("run.engine", "batch", f"the batch schedule is SSP's; model = {model!r} runs on its own round engine")
     if c.run.engine == "batch":
         if c.problem.kind != "none":
             raise ConfigError("run.engine", "batch", 'the batch schedule has no math; it needs problem.kind = "none"')

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TRACE_COLUMNS", "Recording", "Totals", "summarize", "summary_figures", "trace_table"]
+__all__ = ["TRACE_COLUMNS", "Recording", "Totals", "objective_summary", "summarize", "summary_figures", "trace_table"]
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "worker",  # 0-based
@@ -31,9 +31,11 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "update_staleness",  # updates applied before this commit that the read missed
     "step",  # step size eta applied
     "loss",  # minibatch loss at the parameters read (empty without math)
+    "discarded",  # 1 where the server dropped the gradient (ksync, kbatch_sync), else 0
 )
 
-_INT_COLUMNS = {"worker", "clock", "t", "visible_clock", "staleness", "read_updates", "commit_index", "update_staleness"}
+_INT_COLUMNS = {"worker", "clock", "t", "visible_clock", "staleness", "read_updates", "commit_index", "update_staleness",
+                "discarded"}
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Recording:
     update_staleness: np.ndarray
     step: np.ndarray
     loss: np.ndarray
+    discarded: np.ndarray | None = None  # SSP engines drop nothing: None reads as all zeros
 
     @classmethod
     def empty(cls, workers: int, clocks: int) -> Recording:
@@ -89,6 +92,7 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
         "update_staleness": flat(rec.update_staleness),
         "step": flat(rec.step),
         "loss": flat(rec.loss),
+        "discarded": np.zeros(workers * clocks, dtype=np.int64) if rec.discarded is None else flat(rec.discarded),
     }
 
 
@@ -159,12 +163,20 @@ def summary_figures(totals: Totals, evals: list[dict[str, float]], *, target: fl
             "finish": [float(v) for v in finish],
         },
     }
-    if evals and "objective" in evals[0]:
-        out["initial_objective"] = evals[0]["objective"]
-        out["final_objective"] = evals[-1]["objective"]
-        out["target"] = target
-        hit = next((e for e in evals if target is not None and e["objective"] <= target), None)
-        out["time_to_target"] = None if hit is None else hit["time"]
-        out["updates_to_target"] = None if hit is None else int(hit["updates"])
+    out.update(objective_summary(evals, target))
     return out
+
+
+def objective_summary(evals: list[dict[str, float]], target: float | None) -> dict[str, Any]:
+    """Initial and final objective, time and updates to ``target`` (empty without math)."""
+    if not evals or "objective" not in evals[0]:
+        return {}
+    hit = next((e for e in evals if target is not None and e["objective"] <= target), None)
+    return {
+        "initial_objective": evals[0]["objective"],
+        "final_objective": evals[-1]["objective"],
+        "target": target,
+        "time_to_target": None if hit is None else hit["time"],
+        "updates_to_target": None if hit is None else int(hit["updates"]),
+    }
 

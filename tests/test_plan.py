@@ -64,4 +64,7 @@ def test_plan_cli_prints_the_best(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "<- best" in out
     data = json.loads((tmp_path / "p" / "plan.json").read_text())
-    assert len(data["points"]) == 4 and data["best"] in {p["label"] for p in data["points"]}
+    # 2 staleness x 2 worker counts, and one backup worker (ksync, K = P - 1) at each worker count
+    assert len(data["points"]) == 6 and data["best"] in {p["label"] for p in data["points"]}
+    backups = sorted(p["settings"]["consistency.k"] for p in data["points"] if "consistency.model" in p["settings"])
+    assert backups == ["1", "2"]

@@ -21,6 +21,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--staleness", default="0,1,3,inf", help="values of consistency.staleness (default 0,1,3,inf)")
     p.add_argument("--workers", default=None, help="values of workers.count (default: the config's)")
     p.add_argument("--read-policy", default=None, help="values of consistency.read_policy (default: the config's)")
+    p.add_argument("--backup", default="1",
+                   help="backup-worker counts b compared with SSP (ksync, K = P - b; default 1; 'none' to skip)")
+    p.add_argument("--kbatch", default=None, help="values of K for K-batch-sync runs beside SSP (default: none)")
+    p.add_argument("--local-sgd", default=None, help="local SGD periods H run beside SSP (default: none)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
     p.add_argument("--target", type=float, default=None, help="objective to reach (default: run.target)")
     add_executor_options(p)
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sspsim.cli.console import interactive, print_table, progress_bar
     from sspsim.config import apply_overrides
-    from sspsim.sim.plan import plan
+    from sspsim.sim.plan import Alternative, plan
 
     if args.seeds < 1:
         raise InputError("--seeds", args.seeds, "must be >= 1")
@@ -49,10 +53,17 @@ def run(args: argparse.Namespace) -> int:
         axes["workers.count"] = _values(args.workers)
     if args.read_policy:
         axes["consistency.read_policy"] = [f'"{v}"' for v in _values(args.read_policy)]
+    alternatives = tuple(
+        Alternative(kind, _count(flag, v))
+        for kind, flag, text in (("backup", "--backup", args.backup), ("kbatch_sync", "--kbatch", args.kbatch),
+                                 ("local_sgd", "--local-sgd", args.local_sgd))
+        if text and text.strip() != "none"
+        for v in _values(text)
+    )
     raw = apply_overrides(raw, overrides(args))
     with progress_bar("planning", enabled=interactive() and not args.quiet) as progress:
         result = plan(raw, base, args.out, axes=axes, seeds=args.seeds, target=args.target, executor=runner,
-                      progress=progress, force=args.force)
+                      progress=progress, force=args.force, alternatives=alternatives)
     if not args.quiet:
         best = result.best
         rows = []
@@ -71,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
 def _values(text: str) -> list[str]:
     """``"0, 1,inf"`` -> ``["0", "1", "inf"]`` (empty items dropped)."""
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _count(flag: str, text: str) -> int:
+    """A whole number >= 1 (b = 0 would be plain BSP) given to ``flag``."""
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(flag, text, "must be whole numbers >= 1, separated by commas, or 'none'")
+    return int(text)
 
 
 def _time(seconds: float) -> str:

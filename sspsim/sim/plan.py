@@ -10,6 +10,11 @@ says *why* staleness helps or not, from the sweep itself and the config's speed 
 * **a persistently slow worker**: every finite s is held to its pace (clocks stay within s + 1),
   so only ASP, backup workers, or rebalancing the slow worker's share help;
 * **homogeneous**: little to gain over BSP.
+
+Beside SSP the plan can run the round-based alternatives (DESIGN §Consistency models), each
+over the same seeds and worker counts: backup workers (``ksync`` with K = P - b, Chen et al.
+2016), K-batch-sync and local SGD.  With a persistent straggler the diagnosis then states what
+backup workers gain over the best SSP setting, as a ratio of median times to target.
 """
 
 from __future__ import annotations
@@ -27,7 +32,33 @@ from sspsim.rundir import jsonable, read_run
 from sspsim.sim.executors import Executor
 from sspsim.sim.sweep import expand_grid, run_sweep
 
-__all__ = ["Plan", "PlanPoint", "diagnose", "plan"]
+__all__ = ["ALTERNATIVES", "Alternative", "Plan", "PlanPoint", "diagnose", "plan"]
+
+
+ALTERNATIVES = ("backup", "kbatch_sync", "local_sgd")
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A round-based model the plan runs beside SSP: ``backup`` b workers (ksync, K = P - b),
+    ``kbatch_sync`` with K = value, or ``local_sgd`` with period = value."""
+
+    kind: str
+    value: int
+
+    def sets(self, workers: int) -> list[str] | None:
+        """The overrides of this alternative at P = ``workers`` (None where it does not exist: b >= P)."""
+        if self.kind == "backup":
+            if self.value >= workers:
+                return None
+            return ['consistency.model="ksync"', f"consistency.k={workers - self.value}"]
+        if self.kind == "kbatch_sync":
+            return ['consistency.model="kbatch_sync"', f"consistency.k={self.value}"]
+        return ['consistency.model="local_sgd"', f"consistency.period={self.value}"]
+
+    @property
+    def name(self) -> str:
+        return {"backup": "backup", "kbatch_sync": "kbatch", "local_sgd": "local"}[self.kind] + str(self.value)
 
 
 @dataclass
@@ -92,15 +123,28 @@ def plan(
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
+    alternatives: tuple[Alternative, ...] = (),
 ) -> Plan:
     """Run the plan's sweep into ``out`` and summarise it (also written to ``out/plan.json``).
 
     ``executor`` runs the sweep (default: a local pool of ``jobs`` processes); see :func:`run_sweep`.
+    ``axes`` are SSP's (staleness, workers, read policy); each of ``alternatives`` runs at every
+    worker count of the plan, over the same seeds.
     """
     grids = [f"{key}={','.join(values)}" for key, values in axes.items()]
-    grids.append("run.seed=" + ",".join(str(s) for s in range(seeds)))
+    seed_grid = "run.seed=" + ",".join(str(s) for s in range(seeds))
+    grids.append(seed_grid)
     overrides = [] if target is None else [f"run.target={target}"]
-    points = expand_grid(raw, base_dir, grids, overrides)
+    points = expand_grid(raw, base_dir, grids, [*overrides, 'consistency.model="ssp"'])
+    counts = axes.get("workers.count") or [str(points[0].config.workers.count)]
+    variants = []
+    for alt in alternatives:
+        for count in counts:
+            sets = alt.sets(int(count))
+            if sets is not None:
+                variants.append((f"{alt.name}_P{count}", [f"workers.count={count}", *sets]))
+    if variants:
+        points += expand_grid(raw, base_dir, [seed_grid], overrides, variants=variants)
     if points[0].config.run.target is None:
         from sspsim.errors import MISSING, InputError
 
@@ -133,7 +177,8 @@ def diagnose(config: Config, result: Plan, out: Path | None = None) -> dict[str,
     """
     by_s: dict[str, list[float]] = {}
     ttt: dict[str, list[float]] = {}
-    for p in result.points:
+    ssp = [p for p in result.points if "consistency.model" not in p.settings]
+    for p in ssp:
         s = str(p.settings.get("consistency.staleness", "")).strip('"')
         by_s.setdefault(s, []).extend(p.time_per_clock)
         ttt.setdefault(s, []).extend(p.time_to_target)
@@ -141,7 +186,7 @@ def diagnose(config: Config, result: Plan, out: Path | None = None) -> dict[str,
     finite = sorted((int(s), t) for s, t in tpc.items() if s.isdigit())
     gain = finite[0][1] / min(t for _, t in finite) if len(finite) >= 2 and finite[0][0] == 0 else None
     paces = None
-    asp = next((p for p in result.points if str(p.settings.get("consistency.staleness", "")).strip('"') == "inf"), None)
+    asp = next((p for p in ssp if str(p.settings.get("consistency.staleness", "")).strip('"') == "inf"), None)
     if asp is not None and out is not None:
         summary = read_run(Path(out) / asp.runs[0]).summary
         paces = np.asarray(summary["per_worker"]["finish"]) / summary["clocks"]
@@ -149,6 +194,9 @@ def diagnose(config: Config, result: Plan, out: Path | None = None) -> dict[str,
     facts = {"slowest_over_median_pace": lag, "speedup_finite_s_over_bsp": gain,
              "time_per_clock": tpc, "transient_slowdowns": config.workers.transient is not None}
     notes = []
+    backup = _backup_gain(result, ssp)
+    if backup is not None:
+        facts["backup_workers"] = backup
     if lag >= 1.5:
         best_finite = min((float(np.median(v)) for s, v in ttt.items() if s.isdigit()), default=math.inf)
         asp_t = float(np.median(ttt["inf"])) if "inf" in ttt else None
@@ -158,6 +206,13 @@ def diagnose(config: Config, result: Plan, out: Path | None = None) -> dict[str,
             + (f" (time to target {asp_t:.4g} vs {best_finite:.4g} at the best finite s)" if asp_t is not None else "")
             + ", and so would backup workers or rebalancing (a smaller batch or share for the slow worker)"
         )
+        if backup is not None:
+            notes.append(
+                f"backup workers ({backup['label']}) reach the target in {backup['median_time_to_target']:.4g} vs "
+                f"{backup['best_finite_s_time_to_target']:.4g} at the best finite s ({backup['best_finite_s']}), "
+                f"{backup['speedup_over_best_finite_s']:.2f}x faster, dropping {backup['dropped_fraction']:.0%} of "
+                f"the gradients ({backup['speedup_over_best_ssp']:.2f}x against the best SSP setting, {backup['best_ssp']})"
+            )
     if gain is not None and gain >= 1.1:
         notes.append(f"speeds vary from iteration to iteration, and a finite staleness absorbs it ({gain:.2f}x faster per "
                      "clock than BSP) while the SSP guarantees hold")
@@ -169,3 +224,31 @@ def diagnose(config: Config, result: Plan, out: Path | None = None) -> dict[str,
         kind = "homogeneous"
         notes.append("workers run at similar, steady speeds: BSP loses little and staleness gains little")
     return {"kind": kind, "advice": "; ".join(notes), **facts}
+
+
+def _backup_gain(result: Plan, ssp: list[PlanPoint]) -> dict[str, Any] | None:
+    """The best backup-worker (ksync) point against the best finite-s SSP point (and the best SSP
+    point, ASP included), by median time to target; speedup = SSP's median / backup's."""
+    backups = [p for p in result.points if p.settings.get("consistency.model", "").strip('"') == "ksync"]
+    finite = [p for p in ssp if str(p.settings.get("consistency.staleness", "0")).strip('"') != "inf"]
+    if not backups or not finite:
+        return None
+    best = min(backups, key=lambda p: p.median)
+    best_finite = min(finite, key=lambda p: p.median)
+    best_ssp = min(ssp, key=lambda p: p.median)
+    count = int(best.settings["workers.count"])
+    k = int(best.settings["consistency.k"])
+
+    def speedup(other: PlanPoint) -> float:
+        if not math.isfinite(best.median):
+            return 0.0
+        return other.median / best.median
+
+    return {"label": best.label, "median_time_to_target": best.median,
+            "best_finite_s": best_finite.label, "best_finite_s_time_to_target": best_finite.median,
+            "speedup_over_best_finite_s": speedup(best_finite),
+            "best_ssp": best_ssp.label, "best_ssp_time_to_target": best_ssp.median,
+            "speedup_over_best_ssp": speedup(best_ssp),
+            "time_per_round": float(np.median(best.time_per_clock)),
+            "best_finite_s_time_per_clock": float(np.median(best_finite.time_per_clock)),
+            "dropped_fraction": (count - k) / count}

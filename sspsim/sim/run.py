@@ -19,6 +19,7 @@ from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.heapq_engine import simulate_heapq
+from sspsim.sim.rounds import RoundServer, simulate_rounds, summarize_rounds
 from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.trace import Recording, summarize, summary_figures, trace_table
@@ -76,13 +77,15 @@ def simulate(
     *,
     progress: Progress | None = None,
     server_class: type[ParameterServer] = ParameterServer,
+    round_server: type[RoundServer] = RoundServer,
     force: bool = False,
     task: TorchTask | TaskFactory | None = None,
 ) -> Run:
     """Simulate ``config``; write the run directory to ``out`` if given; return the :class:`Run`.
 
     ``server_class`` replaces the parameter server (and forces the event engine): the seam the
-    mutation tests use to show that the theorem checks catch broken schedulers.  ``out`` follows
+    mutation tests use to show that the theorem checks catch broken schedulers; ``round_server``
+    is the same seam for the round-based models (``consistency.model`` other than ``ssp``).  ``out`` follows
     :mod:`sspsim.outdir` (checked before anything runs): an existing sspsim run is replaced only with ``force``.
 
     ``task`` trains your own model instead of ``[problem]``'s: an :class:`sspsim.TorchTask`, or a
@@ -99,6 +102,8 @@ def simulate(
         problem = torch_problem(config.problem, config.problem_seed, task)
     else:
         problem = make_problem(config.problem, config.problem_seed)
+    if config.consistency.model != "ssp":
+        return _simulate_rounds(config, problem, out, progress=progress, force=force, server_class=round_server)
     workers, clocks = config.workers.count, config.run.clocks
     if server_class is ParameterServer and streams(config):
         try:
@@ -187,6 +192,27 @@ def _with_task(config: Config, task: object) -> Config:
         device=old.device, options=old.options, eval_samples=old.eval_samples if old.kind == "torch" else None,
     )
     return config.replace(problem=problem)
+
+
+def _simulate_rounds(config: Config, problem, out, *, progress, force: bool, server_class) -> Run:  # type: ignore[no-untyped-def]
+    """A round-based model (ksync, kbatch_sync, local_sgd) on :mod:`sspsim.sim.rounds`."""
+    cost = config.network.message_cost(problem.n_params)
+    wall = time.perf_counter()
+    table, evals, M = simulate_rounds(config, problem, progress=progress, server_class=server_class)
+    wall = time.perf_counter() - wall
+    summary = summarize_rounds(table, M, evals, workers=config.workers.count, clocks=config.run.clocks,
+                               target=config.run.target, message_cost=cost)
+    summary["engine"] = "rounds"
+    summary["wall_time"] = wall
+    meta = run_meta(config, backend="sim", problem=problem_facts(problem, cost), summary=summary)
+    trace = table if config.run.trace == "full" else None
+    if out is None:
+        return Run(meta, trace=trace, evals=evals)
+    extra = None
+    if isinstance(config.workers.speed, TraceTimes):
+        meta["config"]["workers"]["speed"]["file"] = SPEEDS_FILE
+        extra = {SPEEDS_FILE: _times_csv(config.workers.speed.times[:config.workers.count, :config.run.clocks])}
+    return write_run(out, meta, trace=trace, evals=evals, extra_files=extra, force=force)
 
 
 def _times_csv(times: np.ndarray) -> str:
