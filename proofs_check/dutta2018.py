@@ -246,7 +246,7 @@ def _timing_unmet(rd: RunData) -> list[str]:
 
 
 def _per_worker_commits(rd: RunData) -> list[np.ndarray]:
-    commit = rd.trace["commit_time"].to_numpy(dtype=float)
+    commit = rd.trace_table["commit_time"].to_numpy(dtype=float)
     out = []
     for q in range(rd.P):
         rows = np.flatnonzero(rd.worker == q)
@@ -260,14 +260,14 @@ def _per_worker_commits(rd: RunData) -> list[np.ndarray]:
 def _round_ends(rd: RunData) -> np.ndarray:
     """M[1..R]: the instants rounds ended (every row of a round commits or is dropped then)."""
     assert rd.trace is not None
-    return np.unique(rd.trace["commit_time"].to_numpy(dtype=float))
+    return np.unique(rd.trace_table["commit_time"].to_numpy(dtype=float))
 
 
 def _round_findings(rd: RunData, k: int, predicted: float, how: str, law: str) -> Finding:
     """Exactly ``k`` applied per round, and the mean round length against ``predicted`` (99% CI)."""
     M = _round_ends(rd)
     assert rd.trace is not None
-    commit = rd.trace["commit_time"].to_numpy(dtype=float)
+    commit = rd.trace_table["commit_time"].to_numpy(dtype=float)
     kept = rd.trace["discarded"].to_numpy() == 0
     rnd = np.searchsorted(M, commit)
     applied = np.bincount(rnd[kept], minlength=len(M))
@@ -415,7 +415,7 @@ class LocalSGDRuntime(Theorem[RunData]):
         H = rd.config.consistency.period
         assert H is not None and rd.trace is not None
         M = _round_ends(rd)
-        commit = rd.trace["commit_time"].to_numpy(dtype=float)
+        commit = rd.trace_table["commit_time"].to_numpy(dtype=float)
         rnd = np.searchsorted(M, commit)
         steps = np.bincount(rnd * rd.P + rd.worker, minlength=len(M) * rd.P).reshape(len(M), rd.P)
         full = len(M) if rd.config.run.clocks % H == 0 else len(M) - 1
@@ -515,7 +515,7 @@ class AsyncRuntime(Theorem[RunData]):
             prev[order] = np.concatenate([[0.0], c[:-1]])
         waits = read - prev
         if rd.has("wait_time"):
-            waits = np.maximum(waits, rd.trace["wait_time"].to_numpy(dtype=float))
+            waits = np.maximum(waits, rd.trace_table["wait_time"].to_numpy(dtype=float))
         max_wait = float(waits.max()) if len(waits) else 0.0
         waited = waits > 1e-12 * scale
 
@@ -564,8 +564,8 @@ def _own_work(rd: RunData) -> float | None:
     """max_p Σ_c (compute + 2m + apply_time) / clocks: no schedule finishes sooner (time per clock)."""
     if not rd.has("compute_time"):
         return None
-    per = np.bincount(rd.worker, weights=rd.trace["compute_time"].to_numpy(dtype=float), minlength=rd.P)
-    per = per + rd.clocks_per_worker * (2.0 * rd.message_cost + rd.config.network.apply_time)
+    work = np.bincount(rd.worker, weights=rd.trace_table["compute_time"].to_numpy(dtype=float), minlength=rd.P)
+    per = work + rd.clocks_per_worker * (2.0 * rd.message_cost + rd.config.network.apply_time)
     return float(per.max()) / float(rd.clock.max())
 
 
@@ -602,14 +602,14 @@ class SSPRuntime(Theorem[SweepData]):
         table = []
         bsp_checks = []
         for runs in self._groups(sweep):
-            tpcs = [_time_per_clock(r) for r in runs]
+            tpcs = [t for r in runs if (t := _time_per_clock(r)) is not None]  # every run: _groups keeps those
             row = {"s": [r.s if math.isfinite(r.s) else "inf" for r in runs], "time_per_clock": tpcs}
             for a, b, ra, rb in zip(tpcs, tpcs[1:], runs, runs[1:]):
                 ratio = b / a if a > 0 else (1.0 if b == 0 else math.inf)
                 worst_ratio = max(worst_ratio, ratio)
                 if b > a * (1 + 1e-9) + 1e-12:
                     problems.append(f"time per clock rose from {a:.5g} (s = {ra.s:g}) to {b:.5g} (s = {rb.s:g})")
-            lows = []
+            lows: list[float | None] = []
             for r, t in zip(runs, tpcs):
                 low = _own_work(r)
                 lows.append(low)

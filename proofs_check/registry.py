@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sspsim.errors import InputError
 from sspsim.proofs_check import dai2015, delayed, dutta2018, ho2013, invariants, kumar2015, lian2015, zhang2016
 from sspsim.proofs_check.theorem import Theorem
-from sspsim.errors import InputError
 
 __all__ = ["CATALOGUE", "select"]
 

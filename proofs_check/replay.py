@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sspsim.config import OptimizerConfig
 from sspsim.proofs_check.evidence import RunData
 from sspsim.proofs_check.readsets import ReadSets, read_sets
-from sspsim.config import OptimizerConfig
 from sspsim.sampling import sample_indices
 
 __all__ = ["MAX_VALUES", "Replay", "RunMath", "StepSize", "replay", "run_math"]

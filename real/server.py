@@ -173,7 +173,7 @@ class Server:
         self.real_compute[p, i] = header.real_compute
         rec.visible[p, i] = visible
         rec.read_updates[p, i] = updates
-        rec.commit_index[p, i] = done.index
+        rec.commit_index[p, i] = done.commit_index
         rec.update_staleness[p, i] = done.update_staleness
         rec.step[p, i] = done.step if self.math else math.nan
         rec.loss[p, i] = header.loss if self.math else math.nan

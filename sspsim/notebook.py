@@ -85,8 +85,8 @@ def read_sweep(path: str | Path) -> pd.DataFrame:
     manifest = path / "sweep.json"
     grid_keys: list[str] = []
     if manifest.is_file():
-        for row in json.loads(manifest.read_text()).get("runs", []):
-            for item in row.get("overrides", []) if isinstance(row, dict) else []:
+        for entry in json.loads(manifest.read_text()).get("runs", []):
+            for item in entry.get("overrides", []) if isinstance(entry, dict) else []:
                 key = str(item).partition("=")[0]
                 if key and key not in grid_keys:
                     grid_keys.append(key)

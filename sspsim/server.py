@@ -49,7 +49,7 @@ class Commit(NamedTuple):
     """What one commit did: its index in commit order (1-based), the update staleness tau,
     the step eta, the applied update (None without math), and the workers it released."""
 
-    index: int
+    commit_index: int
     update_staleness: int
     step: float
     update: np.ndarray | None

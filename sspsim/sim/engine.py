@@ -17,19 +17,19 @@ priority), so reads are a function of the times alone and match the batch schedu
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import simpy
 from simpy.events import PENDING, Event, EventPriority
 
 from sspsim.config import Config
+from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
 from sspsim.problems import Problem
 from sspsim.sampling import sample_indices
 from sspsim.server import ParameterServer
 from sspsim.ssp import Proceed
-from sspsim.evaluate import Evaluator
 from sspsim.trace import Recording
 
 __all__ = ["Audit", "LateEvent", "simulate_events"]
@@ -136,6 +136,7 @@ def simulate_events(
             grad = None
             loss = nan
             if math_:
+                assert read.params is not None  # a server with math always returns the parameters
                 loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
             yield env.timeout(cost + times[c - 1] + cost)
             if apply_queue is not None:
@@ -147,7 +148,7 @@ def simulate_events(
             for q in done.released:
                 gates.pop(q).succeed_late()
             log.append((p, c - 1, admitted, now, admitted - last_commit, read.visible_clock, read.updates,
-                        done.index, done.update_staleness, done.step, loss))
+                        done.commit_index, done.update_staleness, done.step, loss))
             if audit is not None:
                 assert read.params is not None and done.update is not None
                 audit.params[p, c - 1] = read.params
@@ -157,8 +158,8 @@ def simulate_events(
             last_commit = now
             if done.completed is not None:
                 evaluator.on_clock(server, done.completed, now)
-            if progress is not None and done.index % tick == 0:
-                progress(done.index, total)
+            if progress is not None and done.commit_index % tick == 0:
+                progress(done.commit_index, total)
 
     for p in range(workers):
         env.process(worker(p))

@@ -9,10 +9,11 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sspsim import outdir
 from sspsim.config import Config, apply_overrides, config_from_dict
@@ -100,15 +101,15 @@ def grids_from_config(raw: Mapping[str, Any]) -> tuple[list[str], list[tuple[str
 
 
 def expand_grid(
-    raw: Mapping[str, Any], base_dir: Path, grids: list[str], overrides: list[str] = (),  # type: ignore[assignment]
+    raw: Mapping[str, Any], base_dir: Path, grids: list[str], overrides: Sequence[str] = (),
     variants: list[tuple[str, list[str]]] | None = None,
 ) -> list[SweepPoint]:
     """Every combination of the grid values (for every variant), validated before anything runs."""
     if variants:
         points = []
-        for name, sets in variants:
-            for point in expand_grid(raw, base_dir, grids, [*overrides, *sets]):
-                points.append(SweepPoint(name=f"{_slug(name)}_{point.name}", overrides=(*sets, *point.overrides),
+        for name, variant_sets in variants:
+            for point in expand_grid(raw, base_dir, grids, [*overrides, *variant_sets]):
+                points.append(SweepPoint(name=f"{_slug(name)}_{point.name}", overrides=(*variant_sets, *point.overrides),
                                          config=point.config))
         return points
     axes = [parse_grid(g) for g in grids]
