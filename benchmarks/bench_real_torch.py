@@ -58,6 +58,17 @@ def ideal_time_per_clock(cfg: sspsim.Config) -> float:
     return float(finish[-1] / cfg.run.clocks)
 
 
+def measured_ideal_time_per_clock(run: sspsim.Run, cfg: sspsim.Config) -> float:
+    """The exact SSP schedule of the iteration times this run measured (real compute and injected
+    delay together, as the workers timed them): what the gate alone would make of them, with no
+    message or server cost."""
+    trace = run.trace
+    times = np.zeros((cfg.workers.count, cfg.run.clocks))
+    times[trace["worker"].to_numpy(), trace["clock"].to_numpy() - 1] = trace["compute_time"].to_numpy()
+    _, finish = batch_schedule(times, staleness=cfg.consistency.staleness, read_policy="eager", message_cost=0.0)
+    return float(finish[-1] / cfg.run.clocks)
+
+
 def measure(cfg: sspsim.Config, out: Path) -> sspsim.Run:
     meta = deploy(cfg, out)
     if meta["status"] != "complete":
@@ -65,10 +76,11 @@ def measure(cfg: sspsim.Config, out: Path) -> sspsim.Run:
     return sspsim.read_run(out)
 
 
-def throughput(args: argparse.Namespace, root: Path) -> str:
+def throughput(args: argparse.Namespace, root: Path) -> list[str]:
     print(f"(a) digits CNN on CPU, {args.workers} workers x {args.clocks} clocks, injected {args.base * 1e3:.0f} ms, "
           "4x slower with probability 0.1")
-    print(f"{'run':<8} {'ideal s/clock':>13} {'meas s/clock':>12} {'clocks/s':>9} {'wait':>6} {'real compute':>12} {'objective':>15}")
+    print(f"{'run':<8} {'ideal s/clock':>13} {'ideal (meas.)':>13} {'meas s/clock':>12} {'clocks/s':>9} {'wait':>6} "
+          f"{'real compute':>12} {'objective':>15}")
     rows = {}
     for label, s in (("BSP", 0), ("SSP s=3", 3)):
         cfg = config(s=s, clocks=args.clocks, base=args.base, workers=args.workers)
@@ -76,14 +88,22 @@ def throughput(args: argparse.Namespace, root: Path) -> str:
         summary = run.summary
         compute = float(np.nanmean(run.trace["real_compute_time"])) if "real_compute_time" in run.trace else float("nan")
         objective = run.evals["objective"].to_numpy()
-        rows[label] = (ideal_time_per_clock(cfg), summary["time_per_clock"])
-        print(f"{label:<8} {rows[label][0]:>13.4f} {rows[label][1]:>12.4f} {1 / rows[label][1]:>9.2f} "
+        rows[label] = (ideal_time_per_clock(cfg), measured_ideal_time_per_clock(run, cfg), summary["time_per_clock"])
+        ideal, ideal_measured, took = rows[label]
+        print(f"{label:<8} {ideal:>13.4f} {ideal_measured:>13.4f} {took:>12.4f} {1 / took:>9.2f} "
               f"{summary['wait_fraction']:>6.1%} {compute * 1e3:>9.1f} ms {objective[0]:>6.3f} -> {objective[-1]:.3f}")
-    ideal = rows["BSP"][0] / rows["SSP s=3"][0]
-    measured = rows["BSP"][1] / rows["SSP s=3"][1]
-    verdict = "meets" if measured / ideal >= GOAL else "misses"
-    return (f"RATIO torch_cnn_ssp_speedup_vs_ideal = {measured / ideal:.2f} (measured {measured:.2f}x, ideal {ideal:.2f}x; "
-            f"goal >= {GOAL}: {verdict})")
+    measured = rows["BSP"][2] / rows["SSP s=3"][2]
+    lines = []
+    for name, i, what in (("torch_cnn_ssp_speedup_vs_ideal", 0, "the injected delays"),
+                          ("torch_cnn_ssp_speedup_vs_ideal_of_measured_times", 1, "each run's measured iteration times")):
+        ideal = rows["BSP"][i] / rows["SSP s=3"][i]
+        verdict = "meets" if measured / ideal >= GOAL else "misses"
+        lines.append(f"RATIO {name} = {measured / ideal:.2f} (measured {measured:.2f}x, ideal {ideal:.2f}x from the exact "
+                     f"recursion on {what}; goal >= {GOAL}: {verdict})")
+    for label, (_, ideal_measured, took) in rows.items():
+        lines.append(f"RATIO torch_cnn_{label.replace(' ', '').replace('=', '')}_efficiency = {ideal_measured / took:.2f} "
+                     "(exact recursion on the measured iteration times over the measured time per clock)")
+    return lines
 
 
 def _per_message(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -132,7 +152,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = args.out or Path(tempfile.mkdtemp(prefix="sspsim-bench-real-torch-"))
-    ratios = [throughput(args, root)]
+    ratios = throughput(args, root)
     ratios += staging(args.repeats)
     print()
     print("\n".join(ratios))
