@@ -126,11 +126,11 @@ def staging(repeats: int) -> list[str]:
             params = np.random.default_rng(0).standard_normal(n)
             stage = Staging(n, device, torch.float32)
 
-            def staged() -> None:
+            def staged(stage: Staging = stage, params: np.ndarray = params) -> None:
                 x = stage.to_device(params)
                 stage.to_host(x)
 
-            def plain() -> None:
+            def plain(params: np.ndarray = params, device: torch.device = device) -> None:
                 x = torch.as_tensor(params, device=device).to(torch.float32)
                 x.to(dtype=torch.float64, device="cpu").numpy()
                 if device.type == "cuda":

@@ -149,7 +149,7 @@ def _problem(user_config: Path):  # type: ignore[no-untyped-def]
 
 
 def test_worker_adapter_is_the_simulators_gradient(user_config: Path) -> None:
-    config, problem = _problem(user_config)
+    _, problem = _problem(user_config)
     model = torch_problem(problem, torch.device("cpu"), torch.float64)
     assert isinstance(model, TaskOnDevice)
     assert model.dtype == torch.float32  # the model's own dtype, not [real] dtype
