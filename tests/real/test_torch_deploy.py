@@ -165,9 +165,10 @@ def test_worker_adapter_is_the_simulators_gradient(user_config: Path) -> None:
     np.testing.assert_allclose(flat.grad.double().numpy(), want_grad, rtol=1e-5, atol=1e-7)
 
 
-def test_staging_on_cpu_round_trips_and_reuses_its_buffers() -> None:
-    staging = Staging(5, torch.device("cpu"), torch.float32)
-    assert not staging.pinned
+@pytest.mark.parametrize("through_host", [False, True])  # True: the GPU's path, with unpinned buffers
+def test_staging_on_cpu_round_trips_and_reuses_its_buffers(through_host: bool) -> None:
+    staging = Staging(5, torch.device("cpu"), torch.float32, through_host=through_host)
+    assert not staging.pinned and staging.host_in.numel() == (5 if through_host else 0)
     params = np.array([1.0, -2.0, 0.5, 3.25, 1e-3])
     x = staging.to_device(params)
     assert x.dtype == torch.float32 and x.device.type == "cpu"
