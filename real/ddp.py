@@ -6,6 +6,9 @@ Gloo otherwise), and every rank applies the same step.  Each rank scales its los
 ``P * eta_t(p, c)`` so that DDP's *average* is the BSP update ``sum_p eta_t(p, c) g_p`` of the
 simulator (momentum then acts on that sum: the same as per-worker buffers for a constant step).
 Injected delays are those of the parameter-server runs, so the two compare directly.
+A user's task (``problem.kind = "torch"``) is trained the same way: the flat vector holds its
+module's parameters and the forward is its loss through ``functional_call``
+(:class:`sspsim.real.models.TaskOnDevice`), in the model's dtype.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def train_ddp(config: Config, out: Path, *, device: torch.device, hardware: dict
         raise SystemExit("sspsim: error: --baseline ddp needs a problem with math (problem.kind != 'none')")
     dtype = DTYPES[config.real.dtype]
     model = torch_problem(problem, device, dtype)
-    module = _Flat(model, torch.as_tensor(problem.initial_params(), dtype=dtype, device=device))
+    module = _Flat(model, torch.as_tensor(problem.initial_params(), dtype=model.dtype, device=device))
     own_gpus = device.type == "cuda" and torch.cuda.device_count() >= P
     group = dist.new_group(backend="nccl") if own_gpus else None
     ddp = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, process_group=group)

@@ -5,16 +5,22 @@ data and the initial point are the simulator's, bit for bit) and computes the mi
 and gradient at a flat parameter vector with torch, mirroring the numpy arithmetic.  In
 float64 on the CPU the two agree to rounding; that is what lets the real backend reproduce the
 simulator's trajectory.
+
+A user's task (``problem.kind = "torch"``) needs no mirror: :class:`TaskOnDevice` runs the
+simulator's own adapter (:class:`~sspsim.problems.torch_task.TorchTaskProblem`, autograd through
+``functional_call``) on the worker's device, in the model's own dtype.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
 
 from sspsim.problems import DigitsMLP, LeastSquares, Logistic, Quadratic, RobustRegression, TimitLike
 
-__all__ = ["TorchProblem", "torch_problem"]
+__all__ = ["TaskOnDevice", "TorchProblem", "torch_problem"]
 
 
 class TorchProblem:
@@ -151,8 +157,39 @@ class _MLP(TorchProblem):
         return float(loss), g
 
 
+class TaskOnDevice(TorchProblem):
+    """A user's task (built from the config's factory, options and seed) on ``device``.
+
+    The task's problem was built where ``[problem] device`` says; on another device a copy of
+    its model and data is made there (the original stays usable, e.g. by an in-process server).
+    The arithmetic is the model's own dtype: ``[real] dtype`` does not apply to it.
+    """
+
+    def __init__(self, problem, device: torch.device) -> None:  # type: ignore[no-untyped-def]
+        from sspsim.problems.torch_task import TorchTaskProblem
+        from sspsim.task import TorchTask
+
+        if problem.device != device:
+            task = TorchTask(model=copy.deepcopy(problem.model), train=(problem.inputs, problem.targets), loss=problem.loss_fn)
+            problem = TorchTaskProblem(task, device=str(device), batch_size=1)
+        super().__init__(problem, device, problem.dtype)
+
+    def _batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, device=self.device)
+        return self.problem.inputs[idx], self.problem.targets[idx]
+
+    def loss_grad(self, x: torch.Tensor, indices: np.ndarray) -> tuple[float, torch.Tensor]:
+        return self.problem.loss_grad_flat(x, *self._batch(indices))  # type: ignore[no-any-return]
+
+    def loss(self, x: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        return self.problem.batch_loss(x, *self._batch(indices))  # type: ignore[no-any-return]
+
+
 def torch_problem(problem, device: torch.device, dtype: torch.dtype) -> TorchProblem:  # type: ignore[no-untyped-def]
-    """The torch counterpart of a numpy problem (None-kind problems have no math)."""
+    """The torch counterpart of a numpy problem (None-kind problems have no math); a user's
+    task runs itself on ``device`` in its own dtype."""
+    if problem.kind == "torch":
+        return TaskOnDevice(problem, device)
     if isinstance(problem, Logistic):
         return _Logistic(problem, device, dtype)
     if isinstance(problem, LeastSquares):

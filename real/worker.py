@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sspsim.real.models import torch_problem
+from sspsim.real.staging import Staging
 from sspsim.real.transport import Kind, ServerHeader, Transport, WorkerHeader
 from sspsim.config import Config
 from sspsim.problems import Problem, make_problem
@@ -67,6 +68,7 @@ class Worker:
         if problem is None:
             problem = make_problem(config.problem, config.problem_seed)
         self.model = torch_problem(problem, device, DTYPES[config.real.dtype]) if problem.has_math else None
+        self.staging = Staging(problem.n_params, device, self.model.dtype) if self.model is not None else None
         self.n_samples = problem.n_samples
         self.transport = transport
         P, C, seed = config.workers.count, config.run.clocks, config.run.seed
@@ -83,7 +85,6 @@ class Worker:
         offset = self.offset
         self.transport.send(0, WorkerHeader(Kind.HELLO, self.p, sent=time.time() + offset))
         header, params = self._receive()
-        cuda = self.device.type == "cuda"
         fault = _fault(self.p)
         while header.kind is Kind.READ:
             c = header.clock
@@ -93,12 +94,10 @@ class Worker:
                 time.sleep(10**6)
             start = time.time()
             loss, grad = 0.0, None
-            if self.model is not None:
-                x = torch.as_tensor(params, device=self.device).to(self.model.dtype)
+            if self.model is not None and self.staging is not None:
+                x = self.staging.to_device(params)
                 loss, g = self.model.loss_grad(x, sample_indices(seed, self.p, c, batch, self.n_samples))
-                grad = g.to(dtype=torch.float64, device="cpu").numpy() if (cuda or g.dtype != torch.float64) else g.numpy()
-                if cuda:
-                    torch.cuda.synchronize(self.device)
+                grad = self.staging.to_host(g)  # waits for the device
             real = time.time() - start
             k = self.factor[c - 1]
             delay = k * self.base[c - 1] + (k - 1.0) * real

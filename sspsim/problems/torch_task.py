@@ -131,12 +131,21 @@ class TorchTaskProblem:
 
     def _loss_grad_rows(self, x: np.ndarray, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
         flat = torch.from_numpy(np.asarray(x, dtype=np.float64)).to(self.device, self.dtype)
+        return self.loss_grad_flat(flat, inputs, targets)
+
+    def loss_grad_flat(self, flat: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """The batch loss and its gradient (a flat tensor on ``self.device``) at the flat parameters ``flat``."""
+        flat = flat.to(self.device, self.dtype)
         leaves = [t.view(s).detach().requires_grad_() for t, s in zip(flat.split(self.sizes), self.shapes)]
         loss = self.loss_fn(self._forward(dict(zip(self.names, leaves)), inputs), targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise InputError(FIELD, "TorchTask.loss", "must return a scalar tensor (the mean loss of the batch)")
         grads = torch.autograd.grad(loss.reshape(()), leaves)  # one leaf per parameter: the cheapest backward
         return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads])
+
+    def batch_loss(self, flat: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The batch loss at ``flat`` as a tensor differentiable in ``flat`` (the DDP baseline's forward)."""
+        return self.loss_fn(self._forward(self._params(flat.to(self.device, self.dtype)), inputs), targets)  # type: ignore[no-any-return]
 
     def initial_params(self) -> np.ndarray:
         """The model's parameters as the factory built them, flattened, in float64."""
