@@ -29,10 +29,10 @@ import numpy as np
 import scipy.stats
 
 import sspsim
-from sspsim.real.launch import deploy
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.outdir import FILE_MARK, check_file
+from sspsim.real.launch import deploy
 from sspsim.tomlwrite import dumps
 
 __all__ = ["calibrate", "fit_compute", "fit_network"]

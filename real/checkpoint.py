@@ -59,7 +59,7 @@ def load_checkpoint(out: Path) -> dict[str, Any]:
         raise InputError("--resume", str(out), f"has no {CHECKPOINT} (set real.checkpoint_every to write them)")
     try:
         blob = torch.load(path, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is bad input
+    except Exception as exc:
         raise InputError(str(path), "...", f"not a readable checkpoint ({exc.__class__.__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(str(path), blob.get("format") if isinstance(blob, dict) else "?", f"expected {FORMAT}")

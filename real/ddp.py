@@ -71,9 +71,9 @@ def train_ddp(config: Config, out: Path, *, device: torch.device, hardware: dict
     evaluator = Evaluator(problem, config, C)
     snapshots = []
     dist.barrier()
-    t0 = torch.tensor([time.time()], dtype=torch.float64)
-    dist.broadcast(t0, src=0)  # one host: one clock; several: rank 0's start, each rank's own clock
-    t0 = float(t0.item())
+    start_at = torch.tensor([time.time()], dtype=torch.float64)
+    dist.broadcast(start_at, src=0)  # one host: one clock; several: rank 0's start, each rank's own clock
+    t0 = float(start_at.item())
     rows = []
     if rank == 0:
         snapshots.append((problem.initial_params(), 0.0, 0, 0))

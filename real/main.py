@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if baseline:
         from sspsim.real.ddp import train_ddp
 
+        assert device is not None  # every DDP rank trains
         return train_ddp(config, args.out, device=device, hardware=hardware)
     from sspsim.problems import make_problem
     from sspsim.real.transport import GlooTransport
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from sspsim.real.worker import Worker
 
+        assert device is not None  # ranks 1..P are workers
         try:
             code = Worker(config, worker_index, device, transport=transport, clock_offset=offset, problem=problem).run()
         except ConnectionError as exc:  # the server is gone; it (or the launcher) reports the run

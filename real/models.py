@@ -61,6 +61,10 @@ class _Linear(TorchProblem):
         idx = torch.as_tensor(indices, device=self.device)
         return self._loss_weight(self.A[idx] @ x, self.b[idx])[0]
 
+    def _loss_weight(self, ax: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean loss at the margins ``ax`` and d(loss)/d(ax): each linear problem's own formula."""
+        raise NotImplementedError
+
 
 class _Logistic(_Linear):
     def _loss_weight(self, ax: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
@@ -125,15 +129,15 @@ class _MLP(TorchProblem):
         idx = torch.as_tensor(indices, device=self.device)
         h, y = self.X[idx], self.y[idx]
         layers = self.layers
-        for i, l in enumerate(layers):
-            z = h @ x[l.weight].reshape(l.n_out, l.n_in).T + x[l.bias]
+        for i, layer in enumerate(layers):
+            z = h @ x[layer.weight].reshape(layer.n_out, layer.n_in).T + x[layer.bias]
             h = self._act(z) if i < len(layers) - 1 else z
         return torch.nn.functional.cross_entropy(h, y)
 
     def loss_grad(self, x: torch.Tensor, indices: np.ndarray) -> tuple[float, torch.Tensor]:
         idx = torch.as_tensor(indices, device=self.device)
         X, y = self.X[idx], self.y[idx]
-        params = [(x[l.weight].reshape(l.n_out, l.n_in), x[l.bias]) for l in self.layers]
+        params = [(x[layer.weight].reshape(layer.n_out, layer.n_in), x[layer.bias]) for layer in self.layers]
         hs = [X]
         h = X
         for W, b in params[:-1]:

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
-from sspsim.real.rundir import RealRun
-from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
 from sspsim.problems import Problem, make_problem, problem_facts
+from sspsim.real.checkpoint import load_checkpoint, save_checkpoint
+from sspsim.real.rundir import RealRun
+from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
 from sspsim.server import ParameterServer
 from sspsim.ssp import Proceed
 from sspsim.trace import Recording
@@ -234,7 +234,7 @@ class Server:
             for p in left:
                 try:
                     self.transport.send(p + 1, ServerHeader(Kind.STOP))
-                except Exception:  # noqa: BLE001 - the worker is gone: nothing to tell
+                except Exception:
                     pass
 
         threading.Thread(target=stop, name="sspsim-stop", daemon=True).start()

@@ -15,11 +15,11 @@ import time
 import numpy as np
 import torch
 
+from sspsim.config import Config
+from sspsim.problems import Problem, make_problem
 from sspsim.real.models import torch_problem
 from sspsim.real.staging import Staging
 from sspsim.real.transport import Kind, ServerHeader, Transport, WorkerHeader
-from sspsim.config import Config
-from sspsim.problems import Problem, make_problem
 from sspsim.sampling import sample_indices
 from sspsim.speeds import base_times, slowdown_factors
 

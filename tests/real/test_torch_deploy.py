@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import sspsim  # noqa: E402
 from sspsim.cli import main  # noqa: E402
-from sspsim.compare import compare_runs  # noqa: E402
+from sspsim.comparison import compare_runs  # noqa: E402
 from sspsim.proofs_check import check_path  # noqa: E402
 from sspsim.real.launch import deploy  # noqa: E402
 from sspsim.real.models import TaskOnDevice, torch_problem  # noqa: E402
