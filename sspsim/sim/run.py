@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from sspsim.budget import check_memory
 from sspsim.config import Config
 from sspsim.errors import ConfigError
 from sspsim.problems import make_problem, problem_facts
@@ -61,6 +62,7 @@ def simulate(
     mutation tests use to show that the theorem checks catch broken schedulers.  ``out`` follows
     :mod:`sspsim.outdir` (checked before anything runs): an existing sspsim run is replaced only with ``force``.
     """
+    check_memory(config)  # before the folder is touched or anything is allocated
     if out is not None:
         from sspsim.outdir import check_folder
 

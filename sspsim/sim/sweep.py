@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sspsim import outdir
+from sspsim.budget import check_memory
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import SWEEP_FORMAT, jsonable
@@ -145,6 +146,8 @@ def run_sweep(
     in when complete, so the old one stays whole until then.
     """
     out = Path(out)
+    for point in points:  # every point fits, before the first one runs (``jobs`` of them at once)
+        check_memory(point.config, copies=max(1, min(jobs, len(points))))
     key = _fingerprint(points)
     if not _resumable(out, key) and outdir.check_folder(out, force=force) is not None:
         stage = outdir.staging(out)
