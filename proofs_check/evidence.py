@@ -21,7 +21,7 @@ from sspsim.config import Config
 from sspsim.errors import InputError
 from sspsim.rundir import Run, read_run, read_runs
 
-__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "evidence_of", "load_evidence"]
+__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "check_trace", "evidence_of", "load_evidence"]
 
 REQUIRED_COLUMNS = ("worker", "clock", "start_time", "commit_time", "visible_clock", "staleness")
 """Columns a trace must have for any check to read it (DESIGN §Run directory lists them)."""
@@ -56,7 +56,7 @@ class RunData:
     def from_run(cls, run: Run) -> RunData:
         """Validate a run already read; everything is loaded now, so bad input fails here."""
         config = run.config
-        trace = _check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
+        trace = check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
         evals = run.evals if run.has_evals else None
         return cls(run.path or Path("."), run.meta, config, trace, evals, run.audit)
 
@@ -208,7 +208,12 @@ class SweepData:
 def load_evidence(path: str | Path) -> RunData | SweepData:
     """A run directory, or a sweep directory (its runs in sweep.json order), via :func:`sspsim.rundir.read_runs`."""
     path = Path(path)
-    return evidence_of(path, read_runs(path))
+    runs = read_runs(path)
+    for run in runs:  # an unfinished run's verdicts would say nothing about the run it was meant to be
+        if not run.complete:
+            reason = f": {run.meta['reason']}" if isinstance(run.meta.get("reason"), str) else ""
+            raise InputError("DIR", str(run.path), f"is not a complete run (status {run.meta.get('status')!r}{reason})")
+    return evidence_of(path, runs)
 
 
 def evidence_of(path: str | Path, runs: list[Run]) -> RunData | SweepData:
@@ -220,8 +225,8 @@ def evidence_of(path: str | Path, runs: list[Run]) -> RunData | SweepData:
     return SweepData(path, [RunData.from_run(r) for r in runs])
 
 
-def _check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
-    """Sanity-check a trace; rows come back in commit order."""
+def check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
+    """Sanity-check a trace (InputError naming the file and column); rows come back in commit order."""
     path = Path(file)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:

@@ -47,5 +47,8 @@ class ProtocolError(SSPSimError, RuntimeError):
 
 def _show(value: Any) -> str:
     """repr of the value; long ones keep their start and their end (a path keeps its file name)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit (sys.get_int_max_str_digits)
+        text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else f"<{type(value).__name__}>"
     return text if len(text) <= 100 else f"{text[:30]}...{text[-60:]}"
