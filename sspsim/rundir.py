@@ -260,6 +260,9 @@ def _check_files(path: Path, meta: Mapping[str, Any]) -> None:
     trace = path / "trace.csv"
     if trace.exists() and not trace.is_file():
         raise InputError(str(trace), "...", "is not a file (a run directory's trace.csv is a CSV file)")
+    for key in ("problem", "versions"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise InputError(f"{meta_file} {key}", meta[key], "must be a table")
     if meta.get("status", "complete") != "complete":
         return
     if not isinstance(meta.get("summary"), dict):
