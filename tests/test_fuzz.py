@@ -47,12 +47,22 @@ def _budget(test: str) -> settings:
                                            HealthCheck.filter_too_much])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _report_counts() -> Iterator[None]:
-    yield
+def _write_counts() -> None:
     target = os.environ.get("SSPSIM_FUZZ_COUNTS")
     if target:
         Path(target).write_text(json.dumps(dict(COUNTS), indent=2) + "\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts() -> Iterator[None]:
+    yield
+    _write_counts()
+
+
+def _tried() -> None:
+    _tried()
+    if COUNTS["inputs tried"] % 100 == 0:
+        _write_counts()  # a run cut short still leaves its counts
 
 
 # -- values -----------------------------------------------------------------------------
@@ -125,7 +135,7 @@ SETTINGS = st.lists(KEYS.flatmap(lambda k: _value_text(k).map(lambda v: f"{k}={v
 def _expect_run_or_one_line(argv: list[str], out: Path) -> None:
     """Exit 0 with a complete run at ``out``, or exit 2 with one line and ``out`` absent."""
     code, _, err = run_cli(argv)
-    COUNTS["inputs tried"] += 1
+    _tried()
     lines = err.strip().splitlines()
     if code == 3 or "Traceback" in err:
         COUNTS["tracebacks"] += 1
@@ -303,7 +313,7 @@ def test_damaged_run_directories(good_run: Path, damage: list[tuple[str, Any]], 
                 pass  # an earlier damage left nothing this one applies to
         argv = ["check", str(run)] if command == "check" else ["compare", str(good_run), str(run)]
         code, _, err = run_cli(argv)
-        COUNTS["inputs tried"] += 1
+        _tried()
         if code == 3 or "Traceback" in err:
             COUNTS["tracebacks"] += 1
         assert code in (0, 1, 2), f"exit {code} after {damage!r}: {err}"
