@@ -60,7 +60,7 @@ def _report_counts() -> Iterator[None]:
 
 
 def _tried() -> None:
-    _tried()
+    COUNTS["inputs tried"] += 1
     if COUNTS["inputs tried"] % 100 == 0:
         _write_counts()  # a run cut short still leaves its counts
 
