@@ -71,10 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with closed_stdout_is_fine():
         try:
-            try:
-                args = _parser().parse_args(argv)
-            except SystemExit as exc:  # usage error (one line already written), --help, --version: a code, in-process too
-                return exc.code if isinstance(exc.code, int) else EXIT_INPUT
+            args = _parser().parse_args(argv)
             return int(args.handler(args))
         except InputError as exc:
             return _fail(f"sspsim: error: {exc}", EXIT_INPUT)
