@@ -19,6 +19,7 @@ The estimate is an upper-bound-minded sum of the arrays a run holds at once (byt
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def n_params(config: Config) -> int:
     if p.kind in ("mlp", "timit_like"):
         first = DIGITS[1] if p.kind == "mlp" else int(p.dim or 0)
         widths = (first, *(p.hidden or ()), int(p.classes or 0))
-        return sum(n_out * (n_in + 1) for n_in, n_out in zip(widths[:-1], widths[1:]))
+        return sum(n_out * (n_in + 1) for n_in, n_out in itertools.pairwise(widths))
     return int(p.dim or 0)
 
 

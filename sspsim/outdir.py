@@ -28,7 +28,7 @@ from typing import Any, Iterator
 from sspsim.errors import InputError
 
 __all__ = [
-    "FILE_MARK", "FORMAT", "MARKER", "check_file", "check_name", "check_folder", "clean_stale", "commit", "discard",
+    "FILE_MARK", "FORMAT", "MARKER", "check_file", "check_folder", "check_name", "clean_stale", "commit", "discard",
     "is_sspsim_file", "lock", "read_marker", "staging", "write_marker",
 ]
 
