@@ -241,7 +241,9 @@ def check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
             raise InputError(f"{path.name}:{row} column {col}", "empty", "required columns must be filled on every row")
     for col in ("worker", "clock", "visible_clock", "staleness"):
         values = df[col].to_numpy()
-        if not np.all(np.equal(np.mod(values, 1), 0)):
+        with np.errstate(invalid="ignore"):  # inf and nan are not integers either
+            whole = np.isfinite(values) & np.equal(np.mod(values, 1), 0)
+        if not np.all(whole):
             raise InputError(f"{path.name} column {col}", "non-integer", "must hold integers")
     workers = df["worker"].to_numpy()
     if len(df) and (workers.min() < 0 or workers.max() >= config.workers.count):

@@ -200,3 +200,11 @@ def test_compare_json_into_a_closed_pipe(good_run: Path) -> None:
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1.5"])
+def test_check_on_a_trace_with_a_non_integer_clock_value(good_run: Path, tmp_path: Path, value: str) -> None:
+    """inf in an integer column made numpy warn (a second line; an error under pytest's filter)."""
+    run = _copy(good_run, tmp_path / "run")
+    _set_trace_cell(run, "staleness", value)
+    _one_line_exit_2(["check", str(run)], "staleness")
