@@ -208,3 +208,17 @@ def test_check_on_a_trace_with_a_non_integer_clock_value(good_run: Path, tmp_pat
     run = _copy(good_run, tmp_path / "run")
     _set_trace_cell(run, "staleness", value)
     _one_line_exit_2(["check", str(run)], "staleness")
+
+
+def test_the_memory_budget_names_the_largest_part() -> None:
+    """check_memory: the estimate grows with P x T and the data; refused above ``available``, naming the fields."""
+    from sspsim.budget import check_memory, estimate
+
+    small = sspsim.config_from_dict({"run": {"clocks": 10}, "workers": {"count": 2}})
+    big = small.replace(run=sspsim.RunConfig(clocks=10_000))
+    assert check_memory(big, available=1 << 40) > check_memory(small, available=1 << 40)
+    with pytest.raises(sspsim.ConfigError, match=r"workers\.count x run\.clocks = '2 x 10000'.*available"):
+        check_memory(big, available=check_memory(big, available=1 << 40) - 1)
+    wide = small.replace(problem=sspsim.ProblemConfig(kind="least_squares", dim=10_000, samples=10))
+    assert estimate(wide)[0].fields == ("problem.dim",)  # its spectrum, d x d, outweighs the rest
+    assert check_memory(big, copies=3, available=1 << 40) == 3 * check_memory(big, available=1 << 40)
