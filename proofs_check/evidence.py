@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sspsim.budget import check_memory
 from sspsim.config import Config
 from sspsim.errors import InputError
 from sspsim.rundir import Run, read_run, read_runs
@@ -56,6 +57,7 @@ class RunData:
     def from_run(cls, run: Run) -> RunData:
         """Validate a run already read; everything is loaded now, so bad input fails here."""
         config = run.config
+        check_memory(config, schedule=False)  # the replays build the problem: refuse data that cannot fit
         trace = check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
         evals = run.evals if run.has_evals else None
         return cls(run.path or Path("."), run.meta, config, trace, evals, run.audit)

@@ -64,16 +64,20 @@ def n_params(config: Config) -> int:
     return int(p.dim or 0)
 
 
-def estimate(config: Config, *, streaming: bool = False) -> list[Need]:
+def estimate(config: Config, *, streaming: bool = False, schedule: bool = True) -> list[Need]:
     """The parts of the memory a run of ``config`` needs, largest first.
 
     ``streaming``: the run is a summary-only timing run that streams its schedule
     (it holds about ``P (s + 2)`` iterations at once, whatever ``run.clocks``).
+    ``schedule=False``: the problem's data and parameters only (a checker replaying a run whose
+    schedule it reads from the trace).
     """
     P, T = config.workers.count, config.run.clocks
     p = config.problem
     needs: list[Need] = []
-    if streaming:
+    if not schedule:
+        pass
+    elif streaming:
         s = config.consistency.staleness
         window = T if math.isinf(s) else min(T, int(s) + 2)
         needs.append(Need("the streamed schedule", ("workers.count", "consistency.staleness"), P * window * PER_ITERATION))
@@ -117,10 +121,13 @@ def available_memory() -> int:
         return 1 << 62
 
 
-def check_memory(config: Config, *, streaming: bool = False, copies: int = 1, available: int | None = None) -> int:
+def check_memory(config: Config, *, streaming: bool = False, schedule: bool = True, copies: int = 1,
+                 available: int | None = None) -> int:
     """The estimated bytes of a run of ``config`` (times ``copies`` run at once); ConfigError naming
     the fields of the largest part when that exceeds ``available`` (default: :func:`available_memory`)."""
-    needs = estimate(config, streaming=streaming)
+    needs = estimate(config, streaming=streaming, schedule=schedule)
+    if not needs:
+        return 0
     total = copies * sum(n.bytes for n in needs)
     limit = available_memory() if available is None else available
     if total > limit:

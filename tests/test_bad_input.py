@@ -222,3 +222,12 @@ def test_the_memory_budget_names_the_largest_part() -> None:
     wide = small.replace(problem=sspsim.ProblemConfig(kind="least_squares", dim=10_000, samples=10))
     assert estimate(wide)[0].fields == ("problem.dim",)  # its spectrum, d x d, outweighs the rest
     assert check_memory(big, copies=3, available=1 << 40) == 3 * check_memory(big, available=1 << 40)
+
+
+def test_check_on_a_run_json_whose_problem_cannot_fit(good_run: Path, tmp_path: Path) -> None:
+    """The checks replay the run's problem: problem.dim = 10**30 in run.json used to reach numpy."""
+    run = _copy(good_run, tmp_path / "run")
+    meta = json.loads((run / "run.json").read_text())
+    meta["config"]["problem"]["dim"] = 10**30
+    (run / "run.json").write_text(json.dumps(meta))
+    _one_line_exit_2(["check", str(run)], "problem.dim")
