@@ -98,6 +98,9 @@ def estimate(config: Config, *, streaming: bool = False, schedule: bool = True) 
     elif p.kind == "mlp":
         widest = max((*(p.hidden or ()), DIGITS[1]))
         needs.append(Need("the activations", ("problem.hidden",), 2 * FLOAT * DIGITS[0] * widest * (len(p.hidden or ()) + 1)))
+    if p.kind != "none":  # sample indices, then a batch of rows of the data
+        width = DIGITS[1] if p.kind == "mlp" else max(1, int(p.dim or 0))
+        needs.append(Need("a minibatch", ("problem.batch_size",), 3 * FLOAT * p.batch_size * (width + 1)))
     if d:
         fields = ("problem.hidden",) if p.kind in ("mlp", "timit_like") else ("problem.dim",)
         needs.append(Need("the parameters", ("workers.count", *fields), 4 * FLOAT * d * (P + 4)))

@@ -231,3 +231,9 @@ def test_check_on_a_run_json_whose_problem_cannot_fit(good_run: Path, tmp_path: 
     meta["config"]["problem"]["dim"] = 10**30
     (run / "run.json").write_text(json.dumps(meta))
     _one_line_exit_2(["check", str(run)], "problem.dim")
+
+
+def test_a_minibatch_that_cannot_fit(base: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _one_line_exit_2(["simulate", str(base), "--out", str(out), "-q", "--set", "problem.batch_size=" + "9" * 20],
+                     "problem.batch_size", out=out)
