@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sspsim.budget import check_memory
 from sspsim.config import Config
 from sspsim.errors import InputError
 from sspsim.rundir import Run, read_run, read_runs
 
-__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "evidence_of", "load_evidence"]
+__all__ = ["REQUIRED_COLUMNS", "RunData", "SweepData", "check_trace", "evidence_of", "load_evidence"]
 
 REQUIRED_COLUMNS = ("worker", "clock", "start_time", "commit_time", "visible_clock", "staleness")
 """Columns a trace must have for any check to read it (DESIGN §Run directory lists them)."""
@@ -56,7 +57,8 @@ class RunData:
     def from_run(cls, run: Run) -> RunData:
         """Validate a run already read; everything is loaded now, so bad input fails here."""
         config = run.config
-        trace = _check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
+        check_memory(config, schedule=False)  # the replays build the problem: refuse data that cannot fit
+        trace = check_trace(run.trace, run.location("trace.csv"), config) if run.has_trace else None
         evals = run.evals if run.has_evals else None
         return cls(run.path or Path("."), run.meta, config, trace, evals, run.audit)
 
@@ -243,7 +245,12 @@ class SweepData:
 def load_evidence(path: str | Path) -> RunData | SweepData:
     """A run directory, or a sweep directory (its runs in sweep.json order), via :func:`sspsim.rundir.read_runs`."""
     path = Path(path)
-    return evidence_of(path, read_runs(path))
+    runs = read_runs(path)
+    for run in runs:  # an unfinished run's verdicts would say nothing about the run it was meant to be
+        if not run.complete:
+            reason = f": {run.meta['reason']}" if isinstance(run.meta.get("reason"), str) else ""
+            raise InputError("DIR", str(run.path), f"is not a complete run (status {run.meta.get('status')!r}{reason})")
+    return evidence_of(path, runs)
 
 
 def evidence_of(path: str | Path, runs: list[Run]) -> RunData | SweepData:
@@ -255,8 +262,8 @@ def evidence_of(path: str | Path, runs: list[Run]) -> RunData | SweepData:
     return SweepData(path, [RunData.from_run(r) for r in runs])
 
 
-def _check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
-    """Sanity-check a trace; rows come back in commit order."""
+def check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
+    """Sanity-check a trace (InputError naming the file and column); rows come back in commit order."""
     path = Path(file)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -271,7 +278,9 @@ def _check_trace(df: pd.DataFrame, file: str, config: Config) -> pd.DataFrame:
             raise InputError(f"{path.name}:{row} column {col}", "empty", "required columns must be filled on every row")
     for col in ("worker", "clock", "visible_clock", "staleness"):
         values = df[col].to_numpy()
-        if not np.all(np.equal(np.mod(values, 1), 0)):
+        with np.errstate(invalid="ignore"):  # inf and nan are not integers either
+            whole = np.isfinite(values) & np.equal(np.mod(values, 1), 0)
+        if not np.all(whole):
             raise InputError(f"{path.name} column {col}", "non-integer", "must hold integers")
     workers = df["worker"].to_numpy()
     if len(df) and (workers.min() < 0 or workers.max() >= config.workers.count):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from sspsim import outdir
+from sspsim.budget import check_memory
 from sspsim.config import Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import jsonable, write_meta
@@ -86,6 +87,7 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
 
         if not torch.cuda.is_available():
             raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
+    check_memory(config)  # before the folder is touched or a process starts
     out = Path(out)
     stage = None
     if resume:

@@ -109,9 +109,12 @@ class RunEntry:
         if not self.run.has_trace:
             return None
         try:
-            return self.run.trace
+            df = self.run.trace
         except (InputError, OSError):
             return None
+        from sspsim.proofs_check.evidence import check_trace
+
+        return check_trace(df, self.run.location("trace.csv"), self.run.config)  # values out of range: InputError
 
     def evals(self) -> pd.DataFrame | None:
         """evals.csv, or None when absent or empty."""

@@ -441,7 +441,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise InputError("config", str(path), "file not found")
     try:
         raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError, or an integer past the digit limit
         raise InputError("config", str(path), f"not valid TOML ({exc})") from None
     return config_from_dict(apply_overrides(raw, overrides), base_dir=path.parent)
 
@@ -463,6 +463,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: list[str] | tuple[str, ..
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
+        except RecursionError:
+            raise InputError("--set", item, "the value is nested too deeply") from None
+        except ValueError:  # an integer past Python's digit limit
+            raise InputError("--set", item, "the value holds a number with too many digits") from None
         parts = key.split(".")
         node = data
         for i, part in enumerate(parts[:-1]):

@@ -31,7 +31,7 @@ class InputError(SSPSimError, ValueError):
         self.field = field
         self.value = value
         self.rule = rule
-        super().__init__(f"{field} = {_show(value)}: {rule}")
+        super().__init__(f"{_one_line(field)} = {_show(value)}: {_one_line(rule)}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickles across processes (a sweep's pool) with its pieces
         return (self.__class__, (self.field, self.value, self.rule))
@@ -47,5 +47,14 @@ class ProtocolError(SSPSimError, RuntimeError):
 
 def _show(value: Any) -> str:
     """repr of the value; long ones keep their start and their end (a path keeps its file name)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit (sys.get_int_max_str_digits)
+        text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else f"<{type(value).__name__}>"
     return text if len(text) <= 100 else f"{text[:30]}...{text[-60:]}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with unprintable characters (line breaks among them) escaped, so the message stays one line."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

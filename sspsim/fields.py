@@ -98,9 +98,9 @@ class Num(Rule):
     def _parse(self, where: str, v: Any, base: Path) -> float:
         if self.allow_inf and (v == "inf" or (isinstance(v, float) and v == math.inf)):
             return math.inf
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(_as_float(v)):
             raise ConfigError(where, v, "must be a number" + (' or "inf"' if self.allow_inf else ""))
-        if math.isinf(v):
+        if math.isinf(_as_float(v)):
             raise ConfigError(where, v, "must be finite")
         lo, hi = self.minimum, self.maximum
         if lo is not None and (v < lo or (self.strict and v == lo)):
@@ -119,6 +119,14 @@ class Num(Rule):
         if self.maximum is not None:
             out["exclusiveMaximum" if self.strict_max else "maximum"] = self.maximum
         return {"anyOf": [out, {"const": "inf"}]} if self.allow_inf else out
+
+
+def _as_float(v: int | float) -> float:
+    """``v`` as a float; an integer beyond the float range (``10**400``) becomes inf, as its TOML float would."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 class Choice(Rule):

@@ -29,7 +29,7 @@ from typing import Any
 from sspsim.errors import InputError
 
 __all__ = [
-    "FILE_MARK", "FORMAT", "MARKER", "check_file", "check_folder", "clean_stale", "commit", "discard",
+    "FILE_MARK", "FORMAT", "MARKER", "check_file", "check_folder", "check_name", "clean_stale", "commit", "discard",
     "is_sspsim_file", "lock", "read_marker", "staging", "write_marker",
 ]
 
@@ -66,10 +66,29 @@ def _is_empty(folder: Path) -> bool:
     return folder.is_dir() and all(p.name == LOCK for p in folder.iterdir())
 
 
+NAME_MAX = 255
+"""Bytes in one file name: the limit of Linux, macOS and Windows file systems."""
+STAGING_SUFFIX = 40
+"""Bytes the hidden staging sibling adds to an output's name (``.NAME.partial-PID-HEX``)."""
+
+
+def check_name(out: str | Path, option: str = "--out") -> None:
+    """InputError when a part of ``out`` is longer than a file system takes (the last part leaves room
+    for the staging sibling's suffix)."""
+    parts = Path(out).parts
+    for i, part in enumerate(parts):
+        limit = NAME_MAX - (STAGING_SUFFIX if i == len(parts) - 1 else 0)
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise InputError(option, str(out), f"a part of it is {size} bytes long; file names can be at most "
+                             f"{limit} bytes here ({NAME_MAX}, the file system's limit, less room for a staging copy)")
+
+
 def check_folder(out: str | Path, *, force: bool, option: str = "--out") -> dict[str, Any] | None:
     """May sspsim write ``out``?  None: it is absent or empty.  A marker: it is sspsim's and
     ``force`` allows replacing it.  Otherwise InputError, one line, and nothing touched."""
     out = Path(out)
+    check_name(out, option)
     if not out.exists():
         return None
     if not out.is_dir():
@@ -90,6 +109,7 @@ def check_file(path: str | Path, *, force: bool, option: str = "--out") -> None:
     """May sspsim write the file ``path``?  Yes if it is absent, or if sspsim wrote it and ``force`` is
     given: the rule of output folders, for files.  A file sspsim did not write is never overwritten."""
     path = Path(path)
+    check_name(path, option)
     if path.is_dir():
         raise InputError(option, str(path), "is a folder; give the file to write")
     if not path.exists():

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sspsim.errors import InputError
+from sspsim.errors import MISSING, InputError
 from sspsim.outdir import read_marker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -275,7 +275,27 @@ def read_run(path: str | Path) -> Run:
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise InputError(str(meta_file), "...", "is not an sspsim run.json (no config table)")
     _check_format(meta_file, meta.get("format"), FORMAT)
+    _check_files(path, meta)
     return Run(meta, path=path)
+
+
+def _check_files(path: Path, meta: Mapping[str, Any]) -> None:
+    """A complete run has a summary table, and a trace.csv file unless it ran with ``trace = "summary"``."""
+    meta_file = path / "run.json"
+    trace = path / "trace.csv"
+    if trace.exists() and not trace.is_file():
+        raise InputError(str(trace), "...", "is not a file (a run directory's trace.csv is a CSV file)")
+    for key in ("problem", "versions"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise InputError(f"{meta_file} {key}", meta[key], "must be a table")
+    if meta.get("status", "complete") != "complete":
+        return
+    if not isinstance(meta.get("summary"), dict):
+        raise InputError(f"{meta_file} summary", meta.get("summary", MISSING), "a complete run's run.json needs a summary table")
+    run_table = meta["config"].get("run")
+    mode = run_table.get("trace", "full") if isinstance(run_table, dict) else "full"
+    if mode == "full" and not trace.exists():
+        raise InputError(str(trace), MISSING, 'the run is marked complete with run.trace = "full" but has no trace.csv')
 
 
 def read_runs(path: str | Path) -> list[Run]:

@@ -53,6 +53,8 @@ __all__ = [
 SPEED_STREAM = 0
 TRANSIENT_STREAM = 1
 COMPUTE_STREAM = 2
+MAX_SIGMA = 20.0
+"""Largest log-normal sigma: draws of exp(N(mu, sigma^2)) stay finite."""
 
 
 class SpeedModel:
@@ -238,6 +240,11 @@ class LogNormal(SpeedModel):
     sigma: float = spec(rule=_NONNEGATIVE, doc="standard deviation of the time's logarithm")
     kind = "lognormal"
 
+    def check(self, where: str) -> None:
+        if self.sigma > MAX_SIGMA:
+            raise ConfigError(f"{where}.sigma", self.sigma,
+                              f"must be <= {MAX_SIGMA:g} (wider spreads make the draws overflow)")
+
     @property
     def constant_value(self) -> float | None:
         return self.mean if self.sigma == 0 else None
@@ -323,12 +330,20 @@ class Uniform(SpeedModel):
         return table()
 
 
+def _finite(x: int | float) -> float:
+    """``x`` as a float, inf when an integer is beyond the float range."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf
+
+
 class _Samples(Rule):
     """A non-empty list of finite times >= 0 (seconds); the normal form is a tuple of floats."""
 
     def _parse(self, where: str, v: Any, base: Path) -> tuple[float, ...]:
         if (not isinstance(v, (list, tuple)) or not v
-                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 for x in v)):
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(_finite(x)) or x < 0 for x in v)):
             raise ConfigError(where, v, "must be a non-empty list of times >= 0 (seconds)")
         return tuple(float(x) for x in v)
 
@@ -444,11 +459,15 @@ def compute_times(
     >>> bool((compute_times(Exponential(1.0), workers=2, clocks=4, seed=7) == t[:2]).all())
     True
     """
-    times = base_times(speed, workers=workers, clocks=clocks, seed=seed)
-    if compute is not None:
-        for p in range(workers):
-            times[p] += compute.draw(_stream(seed, COMPUTE_STREAM, p), clocks)
-    times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
+    with np.errstate(over="ignore"):  # an overflow is reported below, naming the config
+        times = base_times(speed, workers=workers, clocks=clocks, seed=seed)
+        if compute is not None:
+            for p in range(workers):
+                times[p] += compute.draw(_stream(seed, COMPUTE_STREAM, p), clocks)
+        times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
+    if not np.isfinite(times).all():
+        raise ConfigError("workers.speed", speed.kind,
+                          "its times, with the slowdowns, overflow to infinity: make the times or slowdowns smaller")
     return times
 
 
@@ -535,7 +554,7 @@ def slowdown_factors(
     for s in stragglers:
         factors[s.worker] *= s.slowdown
     if transient is not None and transient.probability > 0:
-        kernel = np.ones(transient.duration)
+        kernel = np.ones(min(transient.duration, clocks))  # a slowdown never outlasts the run
         for p in range(workers):
             starts = _stream(seed, TRANSIENT_STREAM, p).random(clocks) < transient.probability
             slowed = np.convolve(starts, kernel)[:clocks] > 0
@@ -602,8 +621,19 @@ def read_times_csv(path: Path, where: str) -> np.ndarray:
     """
     if not path.is_file():
         raise InputError(where, str(path), "file not found")
+    try:
+        return _read_times_rows(path, where)
+    except UnicodeDecodeError as exc:
+        raise InputError(where, str(path), f"is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise InputError(where, str(path), f"is not a readable CSV ({exc})") from None
+    except (OSError, MemoryError) as exc:
+        raise InputError(where, str(path), f"cannot be read ({getattr(exc, 'strerror', None) or 'too large'})") from None
+
+
+def _read_times_rows(path: Path, where: str) -> np.ndarray:
     rows: list[list[float]] = []
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         for lineno, row in enumerate(csv.reader(fh), start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue

@@ -29,4 +29,4 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile(os.environ.get("SSPSIM_HYPOTHESIS_PROFILE", "ci"))
+settings.load_profile(os.environ.get("SSPSIM_HYPOTHESIS_PROFILE") or os.environ.get("HYPOTHESIS_PROFILE") or "ci")

@@ -42,6 +42,7 @@ ORACLE_INPUTS = {
     "sspsim.errors",
     "sspsim.rundir",
     "sspsim.outdir",  # the marker that says a folder is an sspsim run or sweep
+    "sspsim.budget",  # the memory a run needs: checked before the oracle rebuilds a problem
     "sspsim.trace",
     "sspsim.problems",
     "sspsim.sampling",

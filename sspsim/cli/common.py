@@ -66,7 +66,7 @@ def read_toml(path: Path) -> tuple[dict, Path]:
     with reading("config", str(path)):
         try:
             return tomllib.loads(path.read_text()), path.parent
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError, or an integer past the digit limit
             raise InputError("config", str(path), f"not valid TOML ({exc})") from None
 
 

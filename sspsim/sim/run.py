@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sspsim.budget import check_memory
 from sspsim.config import Config, ProblemConfig
 from sspsim.errors import ConfigError
 from sspsim.evaluate import eval_clocks
@@ -93,6 +94,7 @@ def simulate(
     ``[problem.options]``.  The run records ``kind = "torch"`` and, for a factory an import can
     reach, where it lives, so that ``sspsim check`` can rebuild the task.
     """
+    check_memory(config, streaming=streams(config))  # before the folder is touched or anything is allocated
     if out is not None:
         from sspsim.outdir import check_folder
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sspsim import outdir
+from sspsim.budget import check_memory
 from sspsim.config import Config, apply_overrides, config_from_dict
 from sspsim.errors import InputError
 from sspsim.rundir import SWEEP_FORMAT, jsonable
 from sspsim.sim.executors import Executor, LocalExecutor
-from sspsim.sim.run import simulate
+from sspsim.sim.run import simulate, streams
 
 __all__ = ["PROGRESS", "SWEEP_FILE", "SweepInterrupted", "SweepPoint", "expand_grid", "parse_grid", "run_sweep"]
 
@@ -151,6 +152,8 @@ def run_sweep(
     in when complete, so the old one stays whole until then.
     """
     out = Path(out)
+    for point in points:  # every point fits, before the first one runs (``jobs`` of them at once)
+        check_memory(point.config, copies=max(1, min(jobs, len(points))), streaming=streams(point.config))
     executor = LocalExecutor(jobs) if executor is None else executor
     key = _fingerprint(points)
     if not _resumable(out, key) and outdir.check_folder(out, force=force) is not None:
