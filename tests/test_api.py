@@ -77,3 +77,20 @@ def test_exceptions_hierarchy() -> None:
     assert issubclass(sspsim.ProtocolError, sspsim.SSPSimError) and issubclass(sspsim.ProtocolError, RuntimeError)
     err = sspsim.InputError("a.b", 3, "must be < 2")
     assert str(err) == "a.b = 3: must be < 2" and (err.field, err.value, err.rule) == ("a.b", 3, "must be < 2")
+
+
+def test_a_users_own_real_and_reports_folders_do_not_shadow_ours(tmp_path: Path) -> None:
+    """The backend and the reports are sspsim.real and sspsim.reports: a user's folders named real/
+    and reports/ in the working directory (the issue's failing deploy) change nothing."""
+    for name in ("real", "reports", "proofs_check"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise SystemExit('the user\\'s own package was imported')\n")
+        (tmp_path / name / "main.py").write_text("raise SystemExit(99)\n")
+    code = ("import sspsim.real.main, sspsim.reports, sspsim.proofs_check, sys;"
+            "print(sspsim.real.main.__name__, sspsim.reports.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("sspsim.real.main ") and str(tmp_path) not in proc.stdout
+    helped = subprocess.run([sys.executable, "-m", "sspsim.real.main", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert helped.returncode == 0 and "sspsim.real.main" in helped.stdout
