@@ -90,26 +90,15 @@ class KSyncServer(Server):
         c = header.clock
         if c != self.iterations[p]:
             raise ConnectionError(f"worker {p} pushed clock {c} while the server expected {self.iterations[p]}")
-        self.outstanding.pop(p, None)
-        read_rel, visible, updates = self.read_info.pop(p)
         kept = self.read_round[p] == self.round and self.applied < self.k
         self.pushes += 1
         i = c - 1
         rec = self.rec
-        rec.admit[p, i] = read_rel
-        rec.start[p, i] = header.start_time - self.t0
-        rec.commit[p, i] = now - self.t0
-        rec.compute[p, i] = header.compute_time
-        self.real_compute[p, i] = header.real_compute
-        rec.visible[p, i] = visible
-        rec.read_updates[p, i] = updates
-        rec.commit_index[p, i] = self.pushes
-        rec.update_staleness[p, i] = self.commits - self.read_commits[p] if kept else 0
-        rec.step[p, i] = math.nan
-        rec.loss[p, i] = header.loss if (self.math and kept) else math.nan
+        self._record(p, header, now, commit_index=self.pushes,
+                     update_staleness=self.commits - self.read_commits[p] if kept else 0,
+                     step=math.nan, loss=header.loss if (self.math and kept) else math.nan)
         assert rec.discarded is not None
         rec.discarded[p, i] = int(not kept)
-        self.committed[p, i] = True
         if not kept:
             self.read_round[p] = 0  # nothing of this round counted: serve it the current round
             return

@@ -162,22 +162,8 @@ class Server:
         if c != expected:
             raise ConnectionError(f"worker {p} pushed clock {c} while the server expected {expected}")
         done = self.server.commit(p, msg.payload.copy() if self.math else None)
-        self.outstanding.pop(p, None)
-        read_rel, visible, updates = self.read_info.pop(p)
-        i = c - 1
-        rec = self.rec
-        rec.admit[p, i] = read_rel
-        rec.start[p, i] = header.start_time - self.t0
-        rec.commit[p, i] = now - self.t0
-        rec.compute[p, i] = header.compute_time
-        self.real_compute[p, i] = header.real_compute
-        rec.visible[p, i] = visible
-        rec.read_updates[p, i] = updates
-        rec.commit_index[p, i] = done.commit_index
-        rec.update_staleness[p, i] = done.update_staleness
-        rec.step[p, i] = done.step if self.math else math.nan
-        rec.loss[p, i] = header.loss if self.math else math.nan
-        self.committed[p, i] = True
+        self._record(p, header, now, commit_index=done.commit_index, update_staleness=done.update_staleness,
+                     step=done.step if self.math else math.nan, loss=header.loss if self.math else math.nan)
         for q in done.released:
             self._serve(q)
         if done.completed is not None:
@@ -187,6 +173,26 @@ class Server:
             if every and done.completed % every == 0 and done.completed < self.C:
                 save_checkpoint(self.out, self._state(now))
                 self._write_progress(now)
+
+    def _record(self, p: int, header: WorkerHeader, now: float, *, commit_index: int, update_staleness: int,
+                step: float, loss: float) -> None:
+        """The trace row of worker p's push ``header`` received at ``now`` (its read was served earlier)."""
+        self.outstanding.pop(p, None)
+        read_rel, visible, updates = self.read_info.pop(p)
+        i = header.clock - 1
+        rec = self.rec
+        rec.admit[p, i] = read_rel
+        rec.start[p, i] = header.start_time - self.t0
+        rec.commit[p, i] = now - self.t0
+        rec.compute[p, i] = header.compute_time
+        self.real_compute[p, i] = header.real_compute
+        rec.visible[p, i] = visible
+        rec.read_updates[p, i] = updates
+        rec.commit_index[p, i] = commit_index
+        rec.update_staleness[p, i] = update_staleness
+        rec.step[p, i] = step
+        rec.loss[p, i] = loss
+        self.committed[p, i] = True
 
     def _snapshot(self, rel: float) -> None:
         x = None if self.server.x is None else self.server.x.copy()
