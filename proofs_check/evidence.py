@@ -242,11 +242,16 @@ class SweepData:
         return len(self.runs)
 
 
-def load_evidence(path: str | Path) -> RunData | SweepData:
-    """A run directory, or a sweep directory (its runs in sweep.json order), via :func:`sspsim.rundir.read_runs`."""
+def load_evidence(path: str | Path, *, complete_only: bool = False) -> RunData | SweepData:
+    """A run directory, or a sweep directory (its runs in sweep.json order), via :func:`sspsim.rundir.read_runs`.
+
+    ``complete_only`` (what ``sspsim check`` asks) refuses a run that did not finish: its verdicts
+    would say nothing about the run it was meant to be.  The Python API still checks such a run
+    (what a crashed deploy did up to the crash), with the checks' own premises on what is missing.
+    """
     path = Path(path)
     runs = read_runs(path)
-    for run in runs:  # an unfinished run's verdicts would say nothing about the run it was meant to be
+    for run in runs if complete_only else ():
         if not run.complete:
             reason = f": {run.meta['reason']}" if isinstance(run.meta.get("reason"), str) else ""
             raise InputError("DIR", str(run.path), f"is not a complete run (status {run.meta.get('status')!r}{reason})")

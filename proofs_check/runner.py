@@ -18,11 +18,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["check_evidence", "check_path", "check_runs"]
 
 
-def check_path(path: str | Path, theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:
+def check_path(path: str | Path, theorems: list[str] | tuple[str, ...] = (), *, complete_only: bool = False) -> list[Verdict]:
     """Verdicts for a run directory (its run-scope theorems) or a sweep directory (each run's,
     with Holm's procedure over the runs for the interval checks (:mod:`.multiplicity`), then the
     sweep-scope theorems over the group)."""
-    return check_evidence(load_evidence(path), select(theorems))
+    return check_evidence(load_evidence(path, complete_only=complete_only), select(theorems))
 
 
 def check_runs(path: str | Path, runs: Sequence[Run], theorems: list[str] | tuple[str, ...] = ()) -> list[Verdict]:

@@ -16,6 +16,7 @@ import pytest
 import sspsim
 from sspsim import outdir
 from sspsim.cli import main
+from tests.conftest import as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -366,7 +367,8 @@ def test_ctrl_c_stops_a_sweep_quietly_and_the_rerun_finishes_it(tmp_path: Path, 
     cmd = [sys.executable, "-m", "sspsim", "sweep", str(config), "--grid", "run.seed=" + ",".join(map(str, range(6))),
            "--out", str(out), "--jobs", "2", "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=as_from_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         progress = out / "progress.jsonl"

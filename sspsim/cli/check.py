@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dir is None:
         raise InputError("DIR", MISSING, "give a run directory or a sweep directory to check (or --list)")
     with reading("DIR", str(args.dir)):
-        verdicts = check_path(args.dir, args.theorem)
+        verdicts = check_path(args.dir, args.theorem, complete_only=True)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2))
     else:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import as_from_a_terminal
+
 pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the process tree from /proc")
 
@@ -135,7 +137,7 @@ def launch(tmp_path: Path) -> Iterator:
         out = tmp_path / f"run{len(started)}"
         args = [a for s in sets for a in ("--set", s)]
         proc = subprocess.Popen([sys.executable, "-m", "sspsim", "deploy", str(cfg), "--out", str(out), "--quiet", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
         started.append(proc)
         return proc, out
 
