@@ -258,8 +258,8 @@ class Server:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.server.load_state_dict(state["server"])
-        for name, value in state["recording"].items():
-            setattr(self.rec, name, np.array(value))
+        for name, value in state["recording"].items():  # None: a column this engine does not keep (discarded)
+            setattr(self.rec, name, None if value is None else np.array(value))
         self.committed = np.array(state["committed"], dtype=bool)
         self.real_compute = np.array(state["real_compute"])
         # iterations that were running at the checkpoint begin again: forget their half rows
