@@ -29,7 +29,7 @@ import numpy as np
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.problems import Problem
-from sspsim.ssp import ClockTable, Proceed, guaranteed_clock
+from sspsim.ssp import ClockTable, Proceed, read_count, read_cutoff, read_visible
 from sspsim.trace import Recording
 
 __all__ = ["simulate_heapq"]
@@ -131,8 +131,8 @@ def simulate_heapq(
                 push(heap, (now, _LATE, eid, _READ, p))
                 eid += 1
                 continue
-        # the read (ParameterServer.read's rules): eager holds every commit so far; lazy and push
-        # every update of clocks <= cutoff plus the reader's own
+        # the read, by the controller's rule (ssp.read_cutoff): eager holds every commit so far;
+        # lazy and push every update of clocks <= cutoff plus the reader's own
         table.begin(p)
         c = table.clock(p) + 1
         at = p * clocks + c - 1
@@ -140,9 +140,9 @@ def simulate_heapq(
             visible[at] = table.min_clock
             reads[at] = commits
         else:
-            cutoff = max(0, int(guaranteed_clock(c, staleness))) if policy == "lazy" else table.min_clock
-            visible[at] = c - 1 if workers == 1 else cutoff
-            reads[at] = (workers - 1) * cutoff + (c - 1)
+            cutoff = read_cutoff(policy, c, staleness, table.min_clock)
+            visible[at] = read_visible(cutoff, c, workers)
+            reads[at] = read_count(cutoff, c, workers)
         admit[at] = now
         wait[at] = now - last_commit[p]
         push(heap, (now + (cost + times[p][c - 1] + cost), _NORMAL, eid, _COMPUTED, p))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from sspsim.ssp import Staleness, guaranteed_clock
+from sspsim.ssp import Staleness, guaranteed_clock, read_count, read_cutoff, read_visible
 from sspsim.trace import Totals
 
 __all__ = ["ZeroDuration", "default_block", "stream_schedule"]
@@ -108,14 +108,14 @@ def stream_schedule(
             wait_pw += a - prev if c > 1 else a
             compute_pw += x
             if read_policy == "lazy":
-                visible: np.ndarray | int = (c - 1) if P == 1 else max(0, need)
-                hist[(c - 1) - visible] += P
-                reads[c] = (P - 1) * max(0, need) + (c - 1)
+                cutoff = read_cutoff("lazy", c, s, 0)
+                hist[(c - 1) - read_visible(cutoff, c, P)] += P
+                reads[c] = read_count(cutoff, c, P)
             else:
                 complete = _complete(M, a, c, s)
                 hist += np.bincount((c - 1) - complete, minlength=s + 1)[: s + 1]
                 if read_policy == "push":
-                    reads[c] = (P - 1) * complete + (c - 1)
+                    reads[c] = read_count(complete, c, P)
                 else:  # eager: own previous commit (rank, later) or the gate instant
                     reads[c] = np.where((a == prev) & (c > 1), -1, 0)
                     acc.gates[c] = gate
