@@ -158,6 +158,16 @@ def expected_max(speed: sp.SpeedModel, scales: np.ndarray) -> tuple[float, str]:
                 return 1.0
         return 1.0 - prod
 
+    return _integrate_tail(tail, speed, ks, lo, hi, lower, upper), "numerical order-statistic integral"
+
+
+def _integrate_tail(tail: Callable[[float], float], speed: sp.SpeedModel, ks: list[float], lo: float, hi: float,
+                    lower: float, upper: float) -> float:
+    """``lower + ∫_lower^upper tail(x) dx``: E[T] of a time T >= lower with ``tail(x) = P(T > x)``.
+
+    The support's breakpoints ``lo k_p``, ``hi k_p`` are given to the quadrature; an infinite
+    support is a finite stretch where the bulk lies, then the (power or exponential) tail.
+    """
     opts = dict(epsabs=1e-12, epsrel=1e-10, limit=400)
     with warnings.catch_warnings():  # quad's "roundoff detected" notes: its estimate is still ~1e-10 relative
         warnings.simplefilter("ignore", scipy.integrate.IntegrationWarning)
@@ -166,10 +176,9 @@ def expected_max(speed: sp.SpeedModel, scales: np.ndarray) -> tuple[float, str]:
             inner = [b for b in breaks if lower < b < upper]
             val = scipy.integrate.quad(tail, lower, upper, points=inner or None, **opts)[0]
         else:
-            # a finite stretch where the bulk lies, then the (power or exponential) tail to infinity
             mid = lower + 50.0 * max(ks) * max(mean_time(speed), 1e-300)
             val = scipy.integrate.quad(tail, lower, mid, **opts)[0] + scipy.integrate.quad(tail, mid, math.inf, **opts)[0]
-    return float(lower + val), "numerical order-statistic integral"
+    return float(lower + val)
 
 
 def expected_kth(speed: sp.SpeedModel, scales: np.ndarray, k: int) -> tuple[float, str]:
@@ -207,17 +216,7 @@ def expected_kth(speed: sp.SpeedModel, scales: np.ndarray, k: int) -> tuple[floa
             dist[0] *= 1 - q
         return float(dist[:k].sum())
 
-    opts = dict(epsabs=1e-12, epsrel=1e-10, limit=400)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", scipy.integrate.IntegrationWarning)
-        if math.isfinite(upper):
-            breaks = sorted({lo * v for v in ks} | {hi * v for v in ks})
-            inner = [b for b in breaks if lower < b < upper]
-            val = scipy.integrate.quad(tail, lower, upper, points=inner or None, **opts)[0]
-        else:
-            mid = lower + 50.0 * max(ks) * max(mean_time(speed), 1e-300)
-            val = scipy.integrate.quad(tail, lower, mid, **opts)[0] + scipy.integrate.quad(tail, mid, math.inf, **opts)[0]
-    return float(lower + val), "numerical order-statistic integral (Poisson-binomial)"
+    return _integrate_tail(tail, speed, ks, lo, hi, lower, upper), "numerical order-statistic integral (Poisson-binomial)"
 
 
 # -- premises shared by the run checks -----------------------------------------------------
