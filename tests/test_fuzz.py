@@ -7,7 +7,8 @@ its verdicts), or exit 2 with one line and no output folder: never a traceback, 
 The budget: ``FUZZ_EXAMPLES`` inputs in all (300 by default; 10,000 with the ``nightly``
 profile: ``HYPOTHESIS_PROFILE=nightly`` or ``SSPSIM_HYPOTHESIS_PROFILE=nightly``;
 ``SSPSIM_FUZZ_EXAMPLES=N`` sets it directly).  With ``SSPSIM_FUZZ_COUNTS=FILE`` the counts of
-inputs tried, one-line errors, runs completed and tracebacks are written to FILE as JSON.
+inputs tried, one-line errors, runs completed and tracebacks are written to FILE as JSON (under
+``pytest -n N`` each xdist worker writes ``FILE.gwK``, so no worker overwrites another's counts).
 See docs/howto/property-tests.md.
 """
 
@@ -50,7 +51,8 @@ def _budget(test: str) -> settings:
 def _write_counts() -> None:
     target = os.environ.get("SSPSIM_FUZZ_COUNTS")
     if target:
-        Path(target).write_text(json.dumps(dict(COUNTS), indent=2) + "\n")
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        Path(f"{target}.{worker}" if worker else target).write_text(json.dumps(dict(COUNTS), indent=2) + "\n")
 
 
 @pytest.fixture(scope="module", autouse=True)
