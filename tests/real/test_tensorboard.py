@@ -102,7 +102,23 @@ def test_clock_log_flushes_before_it_is_closed(tmp_path: Path) -> None:
     log.close()
 
 
-@pytest.mark.parametrize("case", ["user-folder", "inside-out", "non-tensorboard-sspsim-folder"])
+def test_a_budgeted_flush_writes_the_oldest_clocks_and_close_the_rest(tmp_path: Path) -> None:
+    """Clocks are written in order, each once: a flush over budget leaves the rest for the next one."""
+    log = tblog.ClockLog(tmp_path, start=0.0, flush_seconds=1e9)
+    ones = np.ones(1)
+    for c in range(1, 6):
+        log.clock(c, commit=ones * c, previous=ones * (c - 1), wait=ones, staleness=ones, present=np.ones(1, dtype=bool),
+                  iterations=c)
+    log.flush(budget=0.0)  # over budget at once: one clock, the oldest
+    assert [s for s, _, _ in _scalars(tmp_path)[tblog.THROUGHPUT]] == [1]
+    log.evals([{"clock": 0, "time": 0.0, "objective": 2.0}, {"clock": 5, "time": 5.0, "objective": 1.0}])
+    log.close()
+    scalars = _scalars(tmp_path)
+    assert [s for s, _, _ in scalars[tblog.THROUGHPUT]] == [1, 2, 3, 4, 5]
+    assert [(s, v) for s, v, _ in scalars[tblog.OBJECTIVE]] == [(0, 2.0), (5, 1.0)]
+
+
+@pytest.mark.parametrize("case", ["user-folder", "inside-out", "non-tensorboard-sspsim-folder", "bad-out"])
 def test_tensorboard_folder_rules(config_file: Path, tmp_path: Path, case: str) -> None:
     """A folder sspsim did not make, one inside --out, or another sspsim folder: one line, exit 2, nothing written."""
     out, logdir = tmp_path / "run", tmp_path / "tb"
@@ -113,10 +129,14 @@ def test_tensorboard_folder_rules(config_file: Path, tmp_path: Path, case: str) 
         logdir = out / "tb"
     if case == "non-tensorboard-sspsim-folder":
         sspsim.simulate(sspsim.load_config(config_file), logdir)
+    if case == "bad-out":  # the folder is fine, --out is not: the events folder made for the run goes again
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
     before = sorted(p.name for p in tmp_path.iterdir())
     for command in ("simulate", "deploy"):
         code, _, err = run_cli([command, str(config_file), "--out", str(out), "--tensorboard", str(logdir), "-q"])
-        assert code == 2 and err.count("\n") == 1 and "--tensorboard" in err, err
+        assert code == 2 and err.count("\n") == 1, err
+        assert ("--out" if case == "bad-out" else "--tensorboard") in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if case == "user-folder":
         assert (logdir / "notes.txt").read_text() == "mine"
