@@ -79,6 +79,7 @@ class Server:
         self.t0 = time.time() - self.elapsed_before
         if self.tb is not None:
             self.tb.start = self.t0
+            self._log_clocks(range(1, self.server.table.min_clock + 1))  # resumed: the clocks done before, first
         self.request_time = [0.0] * self.P
         self.read_info: dict[int, tuple[float, int, int]] = {}
         self.outstanding: dict[int, float] = {}  # worker -> when its read was sent (it is computing)
@@ -209,15 +210,20 @@ class Server:
         self.tb.clock(c, commit=rec.commit[:, i], previous=previous, wait=rec.wait[:, i], staleness=(c - 1) - rec.visible[:, i],
                       present=self.committed[:, i], iterations=self.P * c)
 
+    def _log_clocks(self, clocks: range) -> None:
+        """Buffer the TensorBoard scalars of ``clocks`` not logged yet, from the record."""
+        assert self.tb is not None
+        rec = self.rec
+        staleness = np.arange(self.C)[None, :] - rec.visible
+        log_clocks(self.tb, clocks, commit=rec.commit, wait=rec.wait, staleness=staleness, present=self.committed)
+
     def _close_log(self) -> None:
         """At the end (after the run directory is written): the clocks not logged yet, the objective, close.
         Best effort: a failure to write events is reported and does not change the run's outcome."""
         if self.tb is None:
             return
         try:
-            rec, C = self.rec, self.C
-            staleness = np.arange(C)[None, :] - rec.visible
-            log_clocks(self.tb, range(1, C + 1), commit=rec.commit, wait=rec.wait, staleness=staleness, present=self.committed)
+            self._log_clocks(range(1, self.C + 1))
             self.tb.evals(self.eval_rows)
             self.tb.close()
         except Exception as exc:  # the run's record is written; the events are extra
