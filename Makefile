@@ -15,7 +15,7 @@ JOBS   ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[real,reports,ray,dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[real,reports,ray,tensorboard,dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -40,11 +40,11 @@ class KSyncServer(Server):
 
     def __init__(
         self, config: Config, out: Path, *, facts: dict[str, Any], transport: Transport,
-        resume: bool = False, problem: Problem | None = None,
+        resume: bool = False, problem: Problem | None = None, tensorboard: Path | None = None,
     ) -> None:
         if resume:
             raise ConfigError("consistency.model", "ksync", "a K-sync run cannot be resumed (checkpoints are SSP's)")
-        super().__init__(config, out, facts=facts, transport=transport, problem=problem)
+        super().__init__(config, out, facts=facts, transport=transport, problem=problem, tensorboard=tensorboard)
         k = config.consistency.k
         assert k is not None
         self.k = k

@@ -27,7 +27,7 @@ __all__ = ["deploy", "torchrun_command"]
 
 def torchrun_command(
     config_file: Path, out: Path, *, nproc: int, nnodes: int = 1,
-    endpoint: str | None = None, resume: bool = False, baseline: str | None = None,
+    endpoint: str | None = None, resume: bool = False, baseline: str | None = None, tensorboard: Path | None = None,
 ) -> list[str]:
     """The torchrun command line of one node (standalone when ``nnodes == 1`` and no endpoint)."""
     cmd = [sys.executable, "-m", "torch.distributed.run"]
@@ -41,6 +41,8 @@ def torchrun_command(
         cmd.append("--resume")
     if baseline:
         cmd += ["--baseline", baseline]
+    if tensorboard is not None:
+        cmd += ["--tensorboard", str(tensorboard)]
     return cmd
 
 
@@ -66,9 +68,14 @@ def environment(config: Config) -> dict[str, str]:
     return env
 
 
-def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | None = None, force: bool = False) -> dict:
+def deploy(
+    config: Config, out: Path, *, resume: bool = False, baseline: str | None = None, force: bool = False,
+    tensorboard: Path | None = None,
+) -> dict:
     """Run ``config`` for real; return the run.json written (status complete or incomplete).
 
+    ``tensorboard``: a folder for TensorBoard scalars, which the server writes while the run goes
+    (:mod:`sspsim.tblog`; the output-folder rules, ``force`` included, apply to it too).
     ``out`` follows :mod:`sspsim.outdir`.  A new run is written in place (so a crash leaves a run
     directory ``--resume`` continues); replacing an sspsim run (``force``) runs into a hidden
     sibling that is swapped in when the run ends.  ``resume`` refuses a complete run.
@@ -88,6 +95,16 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
         if not torch.cuda.is_available():
             raise InputError("real.device", "cuda", "no CUDA GPU is visible here; use \"auto\" or \"cpu\"")
     check_memory(config)  # before the folder is touched or a process starts
+    if tensorboard is None:
+        return _deploy(config, Path(out), resume=resume, baseline=baseline, force=force, tensorboard=None)
+    from sspsim import tblog
+
+    with tblog.output_folder(tensorboard, force=force, run_dir=out) as logdir:
+        return _deploy(config, Path(out), resume=resume, baseline=baseline, force=force, tensorboard=logdir)
+
+
+def _deploy(config: Config, out: Path, *, resume: bool, baseline: str | None, force: bool, tensorboard: Path | None) -> dict:
+    """:func:`deploy` once the input is checked: claim ``out``, run, swap a replaced run in."""
     out = Path(out)
     stage = None
     if resume:
@@ -115,7 +132,7 @@ def deploy(config: Config, out: Path, *, resume: bool = False, baseline: str | N
                 outdir.check_folder(out, force=False)  # files appeared meanwhile: refuse them
             if not resume:
                 outdir.write_marker(target, "run")
-            meta = _launch(config, target, resume=resume, baseline=baseline)
+            meta = _launch(config, target, resume=resume, baseline=baseline, tensorboard=tensorboard)
     except BaseException:
         if stage is not None:
             outdir.discard(stage)
@@ -134,7 +151,7 @@ def _status(out: Path) -> str | None:
     return str(meta.get("status", "complete")) if isinstance(meta, dict) else None
 
 
-def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) -> dict:
+def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None, tensorboard: Path | None = None) -> dict:
     """Run the ranks into ``out`` (which exists and is ours); return its run.json.
 
     Raises KeyboardInterrupt (exit 130) on Ctrl-C, after marking run.json "interrupted"."""
@@ -144,7 +161,7 @@ def _launch(config: Config, out: Path, *, resume: bool, baseline: str | None) ->
     config_file.write_text(json.dumps(jsonable(config.to_dict()), indent=2) + "\n")
     nproc = config.workers.count + (0 if baseline else 1)
     argv = ["--config", str(config_file), "--out", str(out)] + (["--resume"] if resume else []) + \
-        (["--baseline", baseline] if baseline else [])
+        (["--baseline", baseline] if baseline else []) + (["--tensorboard", str(tensorboard)] if tensorboard else [])
     launched = time.time()
     log = out / "launch.log"
     with open(log, "ab") as fh:

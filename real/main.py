@@ -36,6 +36,20 @@ def read_config(path: Path) -> Config:
     return load_config(path)
 
 
+def tensorboard_folder(path: Path) -> None:
+    """Rank 0's TensorBoard folder: one sspsim made (``sspsim deploy`` passes its staging folder), or a new
+    one (under torchrun directly); a folder of anyone else's is refused (InputError)."""
+    from sspsim import outdir, tblog
+
+    tblog.require(path)
+    marker = outdir.read_marker(path)
+    if marker is not None and marker.get("kind") == tblog.MARKER_KIND:
+        return
+    outdir.check_folder(path, force=False, option=tblog.OPTION)
+    path.mkdir(parents=True, exist_ok=True)
+    outdir.write_marker(path, tblog.MARKER_KIND)
+
+
 def measure_clock_offset(rank: int, world: int, pings: int = 8) -> float:
     """This rank's clock minus rank 0's, for timestamps in the server's time.
 
@@ -77,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     ap.add_argument("--baseline", choices=("ddp",), default=None)
+    ap.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                    help="rank 0 also writes TensorBoard scalars into DIR (new, empty, or an sspsim tensorboard folder)")
     args = ap.parse_args(argv)
     die_with_parent()  # the launcher (sspsim deploy or torchrun) gone: so is this rank
     try:
         config = read_config(args.config)
+        if args.tensorboard is not None and int(os.environ.get("RANK", "0")) == 0:
+            tensorboard_folder(args.tensorboard)
     except InputError as exc:
         sys.stderr.write(f"sspsim: error: {exc}\n")
         return 2
@@ -114,7 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         from sspsim.real.ddp import train_ddp
 
         assert device is not None  # every DDP rank trains
-        return train_ddp(config, args.out, device=device, hardware=hardware)
+        code = train_ddp(config, args.out, device=device, hardware=hardware)
+        if rank == 0 and args.tensorboard is not None:  # no server sees the pushes: the scalars come from the trace
+            from sspsim.rundir import read_run
+            from sspsim.tblog import write_trace
+
+            run = read_run(args.out)
+            if run.has_trace:
+                write_trace(args.tensorboard, run.trace, run.evals.to_dict("records"), workers=config.workers.count,
+                            clocks=config.run.clocks, start=run.meta.get("started_at"))
+        return code
     from sspsim.problems import make_problem
     from sspsim.real.transport import GlooTransport
 
@@ -125,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if config.consistency.model == "ksync":
             from sspsim.real.ksync import KSyncServer as Server  # type: ignore[assignment]
-        code = Server(config, args.out, facts=hardware, transport=transport, resume=args.resume, problem=problem).run()
+        code = Server(config, args.out, facts=hardware, transport=transport, resume=args.resume, problem=problem,
+                      tensorboard=args.tensorboard).run()
     else:
         from sspsim.real.worker import Worker
 

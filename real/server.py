@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from sspsim.real.rundir import RealRun
 from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
 from sspsim.server import ParameterServer
 from sspsim.ssp import Proceed
+from sspsim.tblog import ClockLog, log_clocks
 from sspsim.trace import Recording
 
 __all__ = ["Server"]
@@ -47,7 +49,7 @@ class Server:
 
     def __init__(
         self, config: Config, out: Path, *, facts: dict[str, Any], transport: Transport,
-        resume: bool = False, problem: Problem | None = None,
+        resume: bool = False, problem: Problem | None = None, tensorboard: Path | None = None,
     ) -> None:
         self.config = config
         self.out = Path(out)
@@ -73,7 +75,11 @@ class Server:
         import pandas  # noqa: F401 - now, not while a failure waits to be written (seconds on a busy machine)
 
         self.run_dir = RealRun(self.out, config, facts, engine="ps", problem=problem_facts(self.problem, None))
+        self.tb = None if tensorboard is None else ClockLog(tensorboard, start=0.0)  # before t0: its imports take seconds
         self.t0 = time.time() - self.elapsed_before
+        if self.tb is not None:
+            self.tb.start = self.t0
+            self._log_clocks(range(1, self.server.table.min_clock + 1))  # resumed: the clocks done before, first
         self.request_time = [0.0] * self.P
         self.read_info: dict[int, tuple[float, int, int]] = {}
         self.outstanding: dict[int, float] = {}  # worker -> when its read was sent (it is computing)
@@ -167,6 +173,8 @@ class Server:
         for q in done.released:
             self._serve(q)
         if done.completed is not None:
+            if self.tb is not None:
+                self._log_clock(done.completed)
             if self.evaluator.due(done.completed):
                 self._snapshot(now - self.t0)
             every = self.config.real.checkpoint_every
@@ -193,6 +201,34 @@ class Server:
         rec.step[p, i] = step
         rec.loss[p, i] = loss
         self.committed[p, i] = True
+
+    def _log_clock(self, c: int) -> None:
+        """TensorBoard scalars of clock ``c``, which every worker has just pushed (buffered: cheap)."""
+        assert self.tb is not None
+        rec, i = self.rec, c - 1
+        previous = rec.commit[:, i - 1] if i > 0 else np.zeros(self.P)
+        self.tb.clock(c, commit=rec.commit[:, i], previous=previous, wait=rec.wait[:, i], staleness=(c - 1) - rec.visible[:, i],
+                      present=self.committed[:, i], iterations=self.P * c)
+
+    def _log_clocks(self, clocks: range) -> None:
+        """Buffer the TensorBoard scalars of ``clocks`` not logged yet, from the record."""
+        assert self.tb is not None
+        rec = self.rec
+        staleness = np.arange(self.C)[None, :] - rec.visible
+        log_clocks(self.tb, clocks, commit=rec.commit, wait=rec.wait, staleness=staleness, present=self.committed)
+
+    def _close_log(self) -> None:
+        """At the end (after the run directory is written): the clocks not logged yet, the objective, close.
+        Best effort: a failure to write events is reported and does not change the run's outcome."""
+        if self.tb is None:
+            return
+        try:
+            self._log_clocks(range(1, self.C + 1))
+            self.tb.evals(self.eval_rows)
+            self.tb.close()
+        except Exception as exc:  # the run's record is written; the events are extra
+            sys.stderr.write(f"sspsim: warning: TensorBoard events not fully written: {exc}\n")
+        self.tb = None
 
     def _snapshot(self, rel: float) -> None:
         x = None if self.server.x is None else self.server.x.copy()
@@ -223,12 +259,14 @@ class Server:
         self.ending = True
         self.run_dir.write(self.rec, self.committed, self._evals(), status="complete", wall=time.time() - self.t0,
                            extra={"real_compute_time": self.real_compute}, **self._facts())
+        self._close_log()
 
     def _fail(self, reason: str) -> int:
         self.ending = True
         self.run_dir.write(self.rec, self.committed, self._evals(), status="incomplete", reason=reason,
                            wall=time.time() - self.t0, extra={"real_compute_time": self.real_compute}, **self._facts())
         self._stop_workers()
+        self._close_log()
         return 1
 
     def _stop_workers(self) -> None:

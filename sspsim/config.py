@@ -309,8 +309,11 @@ class WorkersConfig(_Section):
                 raise ConfigError(f"workers.stragglers[{i}].worker", s.worker, "appears twice")
             seen.add(s.worker)
         if isinstance(self.speed, TraceTimes) and self.speed.times.shape[0] != self.count:
+            n = self.speed.times.shape[0]
+            found = f"holds workers 0..{n - 1}" if self.speed.layout == "long" else f"has {n} rows"
             raise ConfigError("workers.speed.file", str(self.speed.file),
-                              f"has {self.speed.times.shape[0]} rows but workers.count = {self.count} (one row per worker)")
+                              f"{found} but workers.count = {self.count} (one row per worker, or in a header file "
+                              f"worker indices 0..workers.count - 1)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -520,9 +523,10 @@ def _validate(c: Config) -> None:
     if isinstance(speed, TraceTimes):
         cols = speed.times.shape[1]
         if cols < c.run.clocks:
-            raise ConfigError(
-                "workers.speed.file", str(speed.file), f"has {cols} columns but run.clocks = {c.run.clocks} (one column per clock)"
-            )
+            found = f"holds clocks 1..{cols}" if speed.layout == "long" else f"has {cols} columns"
+            raise ConfigError("workers.speed.file", str(speed.file),
+                              f"{found} but run.clocks = {c.run.clocks} (one column per clock, or in a header file "
+                              "clocks 1..run.clocks)")
     model = c.consistency.model
     if model == "ksync" and c.consistency.k is not None and c.consistency.k > c.workers.count:
         raise ConfigError("consistency.k", c.consistency.k, f"ksync applies K of the P = {c.workers.count} workers' gradients: must be <= workers.count")

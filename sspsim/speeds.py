@@ -44,6 +44,7 @@ __all__ = [
     "compute_times",
     "parse_speed",
     "read_times_csv",
+    "read_times_layout",
     "slowdown_factors",
     "speed_kinds",
     "speed_schema",
@@ -389,17 +390,22 @@ class _TraceFile(Rule):
 
 @dataclass(frozen=True)
 class TraceTimes(SpeedModel):
-    """Compute times replayed from a CSV: one row per worker, one column per clock, seconds."""
+    """Compute times replayed from a CSV (:func:`read_times_layout`): wide (one row per worker, one column
+    per clock) or long (a header, one row per iteration: worker, clock, seconds; a run's trace.csv), seconds."""
 
-    file: Path = spec(rule=_TraceFile(), doc="CSV: one row per worker, one column per clock, seconds")
+    file: Path = spec(rule=_TraceFile(), doc="CSV: one row per worker and one column per clock (no header), "
+                      "or a header and one row per iteration with columns worker, clock, seconds (a run's trace.csv: "
+                      "compute_time), seconds")
     times: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros((0, 0)))
+    layout: str = field(default="wide", repr=False, compare=False)  # "wide" or "long" (see read_times_layout)
     kind = "trace"
 
     @classmethod
     def from_table(cls, raw: Mapping[str, Any], where: str, base_dir: Path) -> SpeedModel:
         model = super().from_table(raw, where, base_dir)
         assert isinstance(model, TraceTimes)
-        return TraceTimes(file=model.file, times=read_times_csv(model.file, f"{where}.file"))
+        times, layout = read_times_layout(model.file, f"{where}.file")
+        return TraceTimes(file=model.file, times=times, layout=layout)
 
     def validate(self, where: str) -> SpeedModel:
         """Built in Python: the times must be a non-empty matrix of finite times >= 0 (the file is not read again)."""
@@ -615,43 +621,146 @@ class SpeedRule(Rule):
 
 
 def read_times_csv(path: Path, where: str) -> np.ndarray:
-    """Read a compute-time CSV: numbers only, one row per worker, equal row lengths, times >= 0.
+    """Read a compute-time CSV into a (workers x clocks) matrix of seconds (see :func:`read_times_layout`)."""
+    return read_times_layout(path, where)[0]
 
-    Lines starting with ``#`` are comments.
+
+def read_times_layout(path: Path, where: str) -> tuple[np.ndarray, str]:
+    """Read a compute-time CSV: the (workers x clocks) matrix of seconds and its layout, ``"wide"`` or ``"long"``.
+
+    Two layouts, told apart by the first row (lines starting with ``#`` are comments):
+
+    - *wide* (no header, numbers only): one row per worker, one column per clock, equal row lengths;
+    - *long* (a header row): one row per iteration with columns ``worker`` (0-based), ``clock``
+      (1-based) and ``seconds``, in any order, extra columns ignored.  A run directory's own
+      ``trace.csv`` is one: without a ``seconds`` column its ``compute_time`` is read (for a real
+      run, the iteration's whole measured compute duration, injected delay and slowdowns included).
+      Every (worker, clock) with worker 0..W-1 and clock 1..C must appear exactly once.
+
+    Times must be finite and >= 0.
     """
     if not path.is_file():
         raise InputError(where, str(path), "file not found")
     try:
-        return _read_times_rows(path, where)
+        times = _read_times_rows(path, where)
     except UnicodeDecodeError as exc:
         raise InputError(where, str(path), f"is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise InputError(where, str(path), f"is not a readable CSV ({exc})") from None
     except (OSError, MemoryError) as exc:
         raise InputError(where, str(path), f"cannot be read ({getattr(exc, 'strerror', None) or 'too large'})") from None
+    return times
 
 
-def _read_times_rows(path: Path, where: str) -> np.ndarray:
-    rows: list[list[float]] = []
+LONG_TIME_COLUMNS = ("seconds", "compute_time")
+"""The time column of a long-format trace CSV, by preference: ``seconds``, else a run's ``compute_time``."""
+
+
+def _data_rows(fh: Any) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of the CSV's rows that are neither blank nor ``#`` comments."""
+    for lineno, row in enumerate(csv.reader(fh), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        yield lineno, row
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_times_rows(path: Path, where: str) -> tuple[np.ndarray, str]:
     with path.open(newline="", encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            # errors name the cell, never its content: the file may be anything readable
-            values = []
-            for col, cell in enumerate(row, start=1):
-                try:
-                    values.append(float(cell))
-                except ValueError:
-                    raise InputError(f"{path.name}:{lineno}", f"column {col}", "every cell must be a number of seconds") from None
-            bad = next((col for col, v in enumerate(values, start=1) if not (math.isfinite(v) and v >= 0)), None)
-            if bad is not None:
-                raise InputError(f"{path.name}:{lineno}", f"column {bad}", "times must be finite and >= 0")
-            if rows and len(values) != len(rows[0]):
-                raise InputError(
-                    f"{path.name}:{lineno}", f"{len(values)} columns", f"every row must have {len(rows[0])} columns like row 1"
-                )
-            rows.append(values)
-    if not rows:
-        raise InputError(where, str(path), "the CSV holds no rows")
+        rows = _data_rows(fh)
+        first = next(rows, None)
+        if first is None:
+            raise InputError(where, str(path), "the CSV holds no rows")
+        if any(_is_number(cell) for cell in first[1]):  # a header names columns: it holds no number
+            return _read_wide(path, where, first, rows), "wide"
+        return _read_long(path, where, first, rows), "long"
+
+
+def _check_time(path: Path, lineno: int, column: str, v: float) -> None:
+    if not (math.isfinite(v) and v >= 0):
+        raise InputError(f"{path.name}:{lineno}", f"column {column}", "times must be finite and >= 0")
+
+
+def _read_wide(path: Path, where: str, first: tuple[int, list[str]], more: Iterator[tuple[int, list[str]]]) -> np.ndarray:
+    """One row per worker, one column per clock, no header."""
+    rows: list[list[float]] = []
+    for lineno, row in (first, *more):
+        # errors name the cell, never its content: the file may be anything readable
+        values = []
+        for col, cell in enumerate(row, start=1):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise InputError(f"{path.name}:{lineno}", f"column {col}", "every cell must be a number of seconds") from None
+        for col, v in enumerate(values, start=1):
+            _check_time(path, lineno, str(col), v)
+        if rows and len(values) != len(rows[0]):
+            raise InputError(
+                f"{path.name}:{lineno}", f"{len(values)} columns", f"every row must have {len(rows[0])} columns like row 1"
+            )
+        rows.append(values)
     return np.array(rows, dtype=float)
+
+
+def _read_long(path: Path, where: str, header: tuple[int, list[str]], more: Iterator[tuple[int, list[str]]]) -> np.ndarray:
+    """A header row, then one row per iteration: ``worker, clock, seconds`` (or a run's ``compute_time``)."""
+    names = [cell.strip() for cell in header[1]]
+    time_column = next((c for c in LONG_TIME_COLUMNS if c in names), None)
+    if "worker" not in names or "clock" not in names or time_column is None:
+        raise InputError(f"{path.name}:{header[0]}", "header", "a header row needs columns worker, clock and seconds "
+                         "(or compute_time, as in a run's trace.csv); a file without a header holds numbers only")
+    at = {name: names.index(name) for name in ("worker", "clock", time_column)}
+    need = max(at.values()) + 1
+    cells: dict[int, dict[int, float]] = {}
+    seen: dict[tuple[int, int], int] = {}
+    for lineno, row in more:
+        if len(row) < need:
+            missing = next(name for name, i in at.items() if i >= len(row))
+            raise InputError(f"{path.name}:{lineno}", f"column {missing}", "missing: the row is shorter than the header")
+        worker = _index(path, lineno, "worker", row[at["worker"]], 0)
+        clock = _index(path, lineno, "clock", row[at["clock"]], 1)
+        try:
+            seconds = float(row[at[time_column]])
+        except ValueError:
+            raise InputError(f"{path.name}:{lineno}", f"column {time_column}", "must be a number of seconds") from None
+        _check_time(path, lineno, time_column, seconds)
+        if (worker, clock) in seen:
+            raise InputError(f"{path.name}:{lineno}", f"worker {worker} clock {clock}",
+                             f"appears twice (first on line {seen[worker, clock]}); one row per worker and clock")
+        seen[worker, clock] = lineno
+        cells.setdefault(worker, {})[clock] = seconds
+    if not cells:
+        raise InputError(where, str(path), "the CSV holds a header but no rows")
+    rule = "missing: a long-format trace needs one row per worker 0..W-1 and clock 1..C"
+    workers = max(cells) + 1
+    if len(cells) < workers:
+        gap = next(p for p in range(workers) if p not in cells)
+        raise InputError(path.name, f"worker {gap} clock 1", rule)
+    clocks = max(max(by_clock) for by_clock in cells.values())
+    for p in range(workers):
+        if len(cells[p]) < clocks:
+            gap = next(c for c in range(1, clocks + 1) if c not in cells[p])
+            raise InputError(path.name, f"worker {p} clock {gap}", rule)
+    times = np.empty((workers, clocks))
+    for p, by_clock in cells.items():
+        for c, seconds in by_clock.items():
+            times[p, c - 1] = seconds
+    return times
+
+
+def _index(path: Path, lineno: int, column: str, cell: str, low: int) -> int:
+    """An integer cell >= ``low`` (a worker index or a clock)."""
+    try:
+        value = int(cell.strip())
+    except ValueError:
+        raise InputError(f"{path.name}:{lineno}", f"column {column}", f"must be an integer >= {low}") from None
+    if value < low:
+        raise InputError(f"{path.name}:{lineno}", f"column {column}", f"must be an integer >= {low}")
+    return value

@@ -394,7 +394,7 @@ def _fake_launch(monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> list[Pa
 
     ran: list[Path] = []
 
-    def run(config, out, *, resume, baseline):  # type: ignore[no-untyped-def]
+    def run(config, out, *, resume, baseline, tensorboard=None):  # type: ignore[no-untyped-def]
         ran.append(out)
         (out / "run.json").write_text(json.dumps({"status": "complete", "config": {}, "seed": config.run.seed}))
         if fail:

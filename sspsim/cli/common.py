@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sspsim.rundir import Run
     from sspsim.sim.executors import Executor
 
-__all__ = ["add_config_options", "add_executor_options", "executor", "load_config", "overrides", "print_summary",
+__all__ = ["add_config_options", "add_executor_options", "add_tensorboard_option", "executor", "load_config", "overrides", "print_summary",
            "read_toml"]
 
 
@@ -25,6 +25,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                    help="override a config key, e.g. --set consistency.staleness=3 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="shorthand for --set run.seed=N")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+
+
+def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
+    """``--tensorboard DIR``: also write the run's scalars as TensorBoard events (:mod:`sspsim.tblog`)."""
+    p.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                   help="also write TensorBoard scalars (objective, per-worker iteration time, waiting, staleness, "
+                        "throughput) into the new folder DIR (needs sspsim[tensorboard]; --force replaces DIR if sspsim wrote it)")
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:

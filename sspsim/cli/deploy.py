@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sspsim.cli.boundary import reading
-from sspsim.cli.common import add_config_options, load_config, print_summary
+from sspsim.cli.common import add_config_options, add_tensorboard_option, load_config, print_summary
 from sspsim.errors import MISSING, InputError
 
 __all__ = ["add_parser", "run"]
@@ -28,6 +28,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT")
     add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an sspsim run at --out (never other files)")
+    add_tensorboard_option(p)
     p.set_defaults(handler=run)
     return p
 
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return _print_command(args, config)
     from sspsim.real.launch import deploy
 
-    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline, force=args.force)
+    meta = deploy(config, out, resume=args.resume is not None, baseline=args.baseline, force=args.force,
+                  tensorboard=args.tensorboard)
     if meta.get("status") != "complete":
         sys.stderr.write(f"sspsim: run incomplete: {meta.get('reason', 'unknown reason')} (see {out})\n")
         return 1
@@ -74,6 +76,6 @@ def _print_command(args: argparse.Namespace, config: Any) -> int:
                              f"nodes: give each node's count (they must add up to {need})")
         nproc = need // args.nnodes
     cmd = torchrun_command(args.config, args.out, nproc=nproc, nnodes=args.nnodes,
-                           endpoint=args.rdzv_endpoint or "HOST:29500", baseline=args.baseline)
+                           endpoint=args.rdzv_endpoint or "HOST:29500", baseline=args.baseline, tensorboard=args.tensorboard)
     print(" ".join(["torchrun", *cmd[3:]]))
     return 0

@@ -83,6 +83,23 @@ def test_slowed_worker_makes_the_others_wait(slowed_run: Path) -> None:
     assert wait.idxmin() == 0
 
 
+def test_a_real_runs_trace_csv_replays_its_measured_compute_times(slowed_run: Path, tmp_path: Path) -> None:
+    """The `trace` speed model on a real run's trace.csv (long format; its compute_time column: the measured
+    iteration, injected delay and the straggler's slowdown included) gives every simulated iteration the
+    recorded time, exactly; the replaying config has no slowdowns of its own."""
+    raw = _config().to_dict()
+    raw["workers"].pop("stragglers", None)
+    raw["workers"]["speed"] = {"kind": "trace", "file": str(slowed_run / "trace.csv")}
+    replay = sspsim.simulate(sspsim.config_from_dict(raw, base_dir=tmp_path))
+    key = ["worker", "clock"]
+    measured = sspsim.read_run(slowed_run).trace.sort_values(key).reset_index(drop=True)
+    simulated = replay.trace.sort_values(key).reset_index(drop=True)
+    assert np.array_equal(simulated[key].to_numpy(), measured[key].to_numpy())
+    assert np.array_equal(simulated.compute_time.to_numpy(), measured.compute_time.to_numpy())
+    slow = measured[measured.worker == 0].compute_time.mean() / measured[measured.worker != 0].compute_time.mean()
+    assert slow > 1.5  # the straggler's measured slowdown is in the replayed times
+
+
 def test_s0_lazy_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
     """With s = 0 and lazy reads the real backend's losses equal the simulator's (float tolerance)."""
     config = _config(consistency__staleness="0", consistency__read_policy='"lazy"', workers__count="2")
