@@ -33,9 +33,10 @@ import numpy as np
 from sspsim.ssp import Staleness, guaranteed_clock, read_count, read_cutoff, read_visible
 from sspsim.trace import Totals
 
-__all__ = ["ZeroDuration", "default_block", "stream_schedule"]
+__all__ = ["DRAW_BLOCK", "ZeroDuration", "default_block", "stream_schedule"]
 
 Progress = Callable[[int, int], None]
+DRAW_BLOCK = 1 << 22  # iterations per block of drawn compute times (32 MiB): few draw calls per worker
 FAST_STALENESS = 8  # lazy and push reads up to this s: ranks by direct counts, no sorting
 
 
@@ -84,6 +85,7 @@ def stream_schedule(
     prev = np.zeros(P)
     wait_pw = np.zeros(P)
     compute_pw = np.zeros(P)
+    scratch = np.empty(P)
     hist = np.zeros(s + 1, dtype=np.int64)
     rows: dict[int, np.ndarray] = {}  # clock -> commit row, for the window still needed
     reads: dict[int, np.ndarray | int] = {}  # clock -> what its reads hold (see _finalize)
@@ -95,17 +97,22 @@ def stream_schedule(
     c = 0
     for chunk in blocks:
         by_clock = np.ascontiguousarray(chunk.T)
-        for x in by_clock:
+        # the event engine's order of additions; with no message cost (0 + x) + 0 is x itself
+        durations = by_clock if message_cost == 0.0 else message_cost + by_clock + message_cost
+        short = durations.min(axis=1) <= 0.0
+        if short.any():
+            raise ZeroDuration(f"clock {c + 1 + int(np.argmax(short))}")
+        for x, d in zip(by_clock, durations):
             c += 1
             need = guaranteed_clock(c, s)
             gate = float(M[need]) if need >= 1 else 0.0
-            d = message_cost + x + message_cost  # the event engine's order of additions
-            if float(d.min()) <= 0.0:
-                raise ZeroDuration(f"clock {c}")
             a = np.maximum(prev, gate)
             t = np.add(a, d)
             M[c] = t.max()
-            wait_pw += a - prev if c > 1 else a
+            if c > 1:
+                wait_pw += np.subtract(a, prev, out=scratch)
+            else:
+                wait_pw += a
             compute_pw += x
             if read_policy == "lazy":
                 cutoff = read_cutoff("lazy", c, s, 0)
@@ -116,8 +123,8 @@ def stream_schedule(
                 hist += np.bincount((c - 1) - complete, minlength=s + 1)[: s + 1]
                 if read_policy == "push":
                     reads[c] = read_count(complete, c, P)
-                else:  # eager: own previous commit (rank, later) or the gate instant
-                    reads[c] = np.where((a == prev) & (c > 1), -1, 0)
+                else:  # eager: own previous commit (its rank, later) where admitted at it, else the gate instant
+                    reads[c] = a == prev if c > 1 else np.zeros(P, dtype=bool)
                     acc.gates[c] = gate
             rows[c] = t
             prev = t
@@ -183,36 +190,37 @@ def _finalize(
     lo = max(1, first - back)
     window = np.concatenate([rows[k] for k in range(lo, c + 1)])  # clock-major
     n_rows = c - lo + 1
-    order = np.argsort(window)
+    order = _commit_order(window, P, n_rows)
     values = window[order]
     tied = values[1:] == values[:-1]
     tie_member = None
     if tied.any():
-        tie_member = _order_ties(order, values, tied, P, n_rows)
+        tie_member = np.zeros(values.size, dtype=bool)  # sorted positions in a run of equal times
+        tie_member[:-1] |= tied
+        tie_member[1:] |= tied
     pos = np.empty(window.size, dtype=np.int64)
     pos[order] = np.arange(window.size)
-    base = P * (lo - 1)
+    base = P * (lo - 1)  # commits of clocks below lo: all before the window's
+    J = last - first + 1
+    R = pos[(first - lo) * P:(last - lo + 1) * P].reshape(J, P)  # commits before (j, p), less base
+    if policy == "eager":
+        gate_count = np.searchsorted(values, [acc.gates.pop(j) for j in range(first, last + 1)], side="right")
+        own = np.stack([reads.pop(j) for j in range(first, last + 1)])  # admitted at their own last commit
+        k = first - 1 - lo  # the window row of clock first - 1 (-1 only for first = 1, whose reads are all gated)
+        before = pos[k * P:(last - lo) * P] if k >= 0 else np.concatenate([np.zeros(P, np.int64), pos[:(last - lo) * P]])
+        at = before.reshape(J, P)  # sorted position of each worker's previous commit
+        if tie_member is not None:
+            moved = own & tie_member[at]
+            if moved.any():  # an equal-time commit later in the order is in the read too
+                at = at.copy()
+                at[moved] = np.searchsorted(values, values[at[moved]], side="right") - 1
+        read = np.where(own, at + 1, gate_count[:, None])
+    else:
+        read = np.stack([np.broadcast_to(reads.pop(j), (P,)) for j in range(first, last + 1)]) - base
+    us = R - read
+    acc.total += int(us.sum())
+    acc.most = max(acc.most, int(us.max()))
     for j in range(first, last + 1):
-        R = base + pos[(j - lo) * P:(j - lo + 1) * P]  # commits before (j, p) in commit order
-        read = reads.pop(j)
-        if policy == "eager":
-            assert isinstance(read, np.ndarray)
-            gate_count = base + int(np.searchsorted(values, acc.gates.pop(j), side="right"))
-            own = read < 0
-            if j > 1 and own.any():
-                at = pos[(j - 1 - lo) * P:(j - lo) * P][own]
-                if tie_member is not None:
-                    moved = tie_member[at]
-                    at = at.copy()
-                    at[moved] = np.searchsorted(values, values[at[moved]], side="right") - 1
-                counts = np.full(P, gate_count, dtype=np.int64)
-                counts[own] = base + at + 1  # commits at or before the own previous commit
-                read = counts
-            else:
-                read = np.full(P, gate_count, dtype=np.int64)
-        us = R - read
-        acc.total += int(us.sum())
-        acc.most = max(acc.most, int(us.max()))
         if j % every == 0 or j == T:
             evals.append({"time": float(M[j]), "clock": j, "updates": base + int(np.searchsorted(values, M[j], side="right"))})
 
@@ -258,19 +266,32 @@ def _count_at_or_before(rows: dict[int, np.ndarray], value: float, j: int, P: in
     return P * j + sum(int(np.count_nonzero(rows[k] <= value)) for k in range(j + 1, min(T, j + s) + 1))
 
 
-def _order_ties(order: np.ndarray, values: np.ndarray, tied: np.ndarray, P: int, n_rows: int) -> np.ndarray:
-    """Put equal commit times in (worker, clock) order, as the full schedule's stable sort does.
+def _commit_order(window: np.ndarray, P: int, n_rows: int) -> np.ndarray:
+    """Positions of the window's commits (clock-major rows of P) in commit order: time, worker, clock.
 
-    Returns a mask of the sorted positions that belong to a run of equal times.
+    The order of the full schedule's stable sort, found by one plain sort of 64-bit keys (several
+    times cheaper than an argsort): positive floats order as their bit patterns, so the key keeps a
+    time's high bits and puts the window index in the low ``bits``.  Keys then sort by truncated
+    time, then index; the few runs of commits that share their truncated time are put in order
+    by (time, worker, clock) exactly.
     """
-    member = np.zeros(values.size, dtype=bool)
-    member[:-1] |= tied
-    member[1:] |= tied
-    at = np.flatnonzero(member)
-    starts = np.ones(at.size, dtype=bool)
-    starts[1:] = (at[1:] != at[:-1] + 1) | (values[at[1:]] != values[at[:-1]])
-    run = np.cumsum(starts)
-    idx = order[at]
-    key = (idx % P) * n_rows + idx // P  # worker-major index within the window
-    order[at] = idx[np.lexsort((key, run))]
-    return member
+    n = window.size
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    keys = window.view(np.uint64) & ~low
+    keys |= np.arange(n, dtype=np.uint64)
+    keys.sort()
+    order = (keys & low).astype(np.intp)
+    high = keys >> np.uint64(bits)
+    same = high[1:] == high[:-1]
+    if same.any():
+        member = np.zeros(n, dtype=bool)
+        member[:-1] |= same
+        member[1:] |= same
+        at = np.flatnonzero(member)
+        starts = np.ones(at.size, dtype=bool)
+        starts[1:] = (at[1:] != at[:-1] + 1) | (high[at[1:]] != high[at[:-1]])
+        idx = order[at]
+        key = (idx % P) * n_rows + idx // P  # worker-major index within the window
+        order[at] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
+    return order
