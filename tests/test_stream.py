@@ -188,8 +188,9 @@ def test_auto_engine_takes_the_heapq_loop_for_contention(monkeypatch: pytest.Mon
 @given(P=st.integers(1, 9), n_rows=st.integers(1, 6), data=st.data())
 def test_commit_order_is_the_stable_worker_major_sort(P: int, n_rows: int, data: st.DataObject) -> None:
     """The packed-key sort orders a window by (time, worker, clock), as the full schedule's stable argsort
-    of worker-major commits does, also for ties and for times that differ only in their lowest bits."""
-    from sspsim.sim.stream import _commit_order
+    of worker-major commits does, also for ties and for times that differ only in their lowest bits;
+    and it counts the commits at or before any instant exactly."""
+    from sspsim.sim.stream import _CommitOrder
 
     base = data.draw(st.sampled_from([1.0, 3.5, 1e-3, 2.0**40]))
     steps = data.draw(st.lists(st.integers(0, 6), min_size=P * n_rows, max_size=P * n_rows))
@@ -197,5 +198,9 @@ def test_commit_order_is_the_stable_worker_major_sort(P: int, n_rows: int, data:
     window = np.array([base + k * spacing * math.ulp(base) for k in steps])  # clock-major rows of P
     worker_major = window.reshape(n_rows, P).T.reshape(-1)
     want = np.argsort(worker_major, kind="stable")  # index p * n_rows + row
-    got = _commit_order(window, P, n_rows)  # index row * P + p
+    ordered = _CommitOrder(window, P, n_rows)
+    got = ordered.order  # index row * P + p
     assert np.array_equal((got % P) * n_rows + got // P, want)
+    queries = np.concatenate([window, np.nextafter(window, 0), np.nextafter(window, np.inf), [0.0, 2 * window.max()]])
+    counts = (window[None, :] <= queries[:, None]).sum(axis=1)
+    assert np.array_equal(ordered.at_or_before(queries), counts)

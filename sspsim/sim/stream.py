@@ -190,21 +190,23 @@ def _finalize(
     lo = max(1, first - back)
     window = np.concatenate([rows[k] for k in range(lo, c + 1)])  # clock-major
     n_rows = c - lo + 1
-    order = _commit_order(window, P, n_rows)
-    values = window[order]
-    tied = values[1:] == values[:-1]
+    ordered = _CommitOrder(window, P, n_rows)
+    order = ordered.order
     tie_member = None
-    if tied.any():
-        tie_member = np.zeros(values.size, dtype=bool)  # sorted positions in a run of equal times
-        tie_member[:-1] |= tied
-        tie_member[1:] |= tied
+    if ordered.collided:  # equal times share their high bits: look for runs of equal times
+        values = window[order]
+        tied = values[1:] == values[:-1]
+        if tied.any():
+            tie_member = np.zeros(values.size, dtype=bool)  # sorted positions in a run of equal times
+            tie_member[:-1] |= tied
+            tie_member[1:] |= tied
     pos = np.empty(window.size, dtype=np.int64)
     pos[order] = np.arange(window.size)
     base = P * (lo - 1)  # commits of clocks below lo: all before the window's
     J = last - first + 1
     R = pos[(first - lo) * P:(last - lo + 1) * P].reshape(J, P)  # commits before (j, p), less base
     if policy == "eager":
-        gate_count = np.searchsorted(values, [acc.gates.pop(j) for j in range(first, last + 1)], side="right")
+        gate_count = ordered.at_or_before(np.array([acc.gates.pop(j) for j in range(first, last + 1)]))
         own = np.stack([reads.pop(j) for j in range(first, last + 1)])  # admitted at their own last commit
         k = first - 1 - lo  # the window row of clock first - 1 (-1 only for first = 1, whose reads are all gated)
         before = pos[k * P:(last - lo) * P] if k >= 0 else np.concatenate([np.zeros(P, np.int64), pos[:(last - lo) * P]])
@@ -213,16 +215,16 @@ def _finalize(
             moved = own & tie_member[at]
             if moved.any():  # an equal-time commit later in the order is in the read too
                 at = at.copy()
-                at[moved] = np.searchsorted(values, values[at[moved]], side="right") - 1
+                at[moved] = ordered.at_or_before(window[order[at[moved]]]) - 1
         read = np.where(own, at + 1, gate_count[:, None])
     else:
         read = np.stack([np.broadcast_to(reads.pop(j), (P,)) for j in range(first, last + 1)]) - base
     us = R - read
     acc.total += int(us.sum())
     acc.most = max(acc.most, int(us.max()))
-    for j in range(first, last + 1):
-        if j % every == 0 or j == T:
-            evals.append({"time": float(M[j]), "clock": j, "updates": base + int(np.searchsorted(values, M[j], side="right"))})
+    due = [j for j in range(first, last + 1) if j % every == 0 or j == T]
+    for j, n in zip(due, ordered.at_or_before(M[due]).tolist()):
+        evals.append({"time": float(M[j]), "clock": j, "updates": base + n})
 
 
 def _finalize_direct(
@@ -266,32 +268,60 @@ def _count_at_or_before(rows: dict[int, np.ndarray], value: float, j: int, P: in
     return P * j + sum(int(np.count_nonzero(rows[k] <= value)) for k in range(j + 1, min(T, j + s) + 1))
 
 
-def _commit_order(window: np.ndarray, P: int, n_rows: int) -> np.ndarray:
-    """Positions of the window's commits (clock-major rows of P) in commit order: time, worker, clock.
+class _CommitOrder:
+    """A window's commits (clock-major rows of P times) in commit order: time, then worker, then clock.
 
-    The order of the full schedule's stable sort, found by one plain sort of 64-bit keys (several
-    times cheaper than an argsort): positive floats order as their bit patterns, so the key keeps a
-    time's high bits and puts the window index in the low ``bits``.  Keys then sort by truncated
-    time, then index; the few runs of commits that share their truncated time are put in order
-    by (time, worker, clock) exactly.
+    ``order`` is the order of the full schedule's stable sort, found by one plain sort of 64-bit
+    keys (several times cheaper than an argsort): a key holds the time in fixed point over the
+    window's range (a non-decreasing map, ``63 - bits`` bits) and the window index in the low
+    ``bits``.  Keys then sort by quantised time, then index; the few runs of commits that share
+    their quantised time (``collided``) are put in order by (time, worker, clock) exactly.
     """
-    n = window.size
-    bits = max(1, (n - 1).bit_length())
-    low = np.uint64((1 << bits) - 1)
-    keys = window.view(np.uint64) & ~low
-    keys |= np.arange(n, dtype=np.uint64)
-    keys.sort()
-    order = (keys & low).astype(np.intp)
-    high = keys >> np.uint64(bits)
-    same = high[1:] == high[:-1]
-    if same.any():
-        member = np.zeros(n, dtype=bool)
-        member[:-1] |= same
-        member[1:] |= same
-        at = np.flatnonzero(member)
-        starts = np.ones(at.size, dtype=bool)
-        starts[1:] = (at[1:] != at[:-1] + 1) | (high[at[1:]] != high[at[:-1]])
-        idx = order[at]
-        key = (idx % P) * n_rows + idx // P  # worker-major index within the window
-        order[at] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
-    return order
+
+    def __init__(self, window: np.ndarray, P: int, n_rows: int) -> None:
+        n = window.size
+        bits = max(1, (n - 1).bit_length())
+        self.window, self.bits, self.low = window, np.uint64(bits), np.uint64((1 << bits) - 1)
+        self.origin, span = float(window.min()), float(window.max() - window.min())
+        self.top = float(1 << (62 - bits))
+        self.scale = self.top / span if span > 0 else 0.0
+        keys = np.subtract(window, self.origin)
+        keys *= self.scale  # in [0, top (1 + 2^-52)]: no clipping needed
+        keys = keys.astype(np.uint64)
+        keys <<= self.bits
+        keys |= np.arange(n, dtype=np.uint64)
+        keys.sort()
+        self.keys = keys
+        self.order = order = (keys & self.low).view(np.int64)  # below 2^bits: the same integers
+        same = np.diff(keys) <= self.low  # candidates: every pair with equal high bits is one
+        self.collided = bool(same.any())
+        if self.collided:
+            at = np.flatnonzero(same)
+            high = keys >> self.bits
+            same[at] = high[at] == high[at + 1]
+            self.collided = bool(same.any())
+        if self.collided:
+            member = np.zeros(n, dtype=bool)
+            member[:-1] |= same
+            member[1:] |= same
+            at = np.flatnonzero(member)
+            starts = np.ones(at.size, dtype=bool)
+            starts[1:] = (at[1:] != at[:-1] + 1) | ~same[at[:-1]]
+            idx = order[at]
+            key = (idx % P) * n_rows + idx // P  # worker-major index within the window
+            order[at] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
+
+    def _quantised(self, times: np.ndarray) -> np.ndarray:
+        """Fixed-point times, non-decreasing in the time (rounding is monotone), clipped to the range."""
+        return np.clip((times - self.origin) * self.scale, 0.0, self.top).astype(np.uint64)
+
+    def at_or_before(self, times: np.ndarray) -> np.ndarray:
+        """How many of the window's commits have a time <= each of ``times``."""
+        times = np.asarray(times, dtype=float)
+        q = self._quantised(times) << self.bits
+        below = np.searchsorted(self.keys, q, side="left")  # a smaller quantised time: an earlier time
+        upto = np.searchsorted(self.keys, q | self.low, side="right")
+        for i in np.flatnonzero(upto > below):  # the same quantised time: compare the times themselves
+            span = self.window[self.order[below[i]:upto[i]]]
+            below[i] += int(np.count_nonzero(span <= times[i]))
+        return below
