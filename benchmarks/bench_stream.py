@@ -34,7 +34,7 @@ import sspsim
 from sspsim import config_from_dict
 from sspsim.sim.run import streams
 from sspsim.speeds import Exponential, compute_time_blocks
-from sspsim.ssp import ClockTable, Proceed
+from sspsim.ssp import ClockTable
 
 STREAM_GOAL = 2.0
 HEAPQ_GOAL = 1.2
@@ -105,38 +105,41 @@ def peak_in_subprocess(workers: int, clocks: int, timeout: float) -> dict:
 
 
 def minimal_heapq(compute: np.ndarray, apply_time: float) -> float:
-    """Timing only, same gate and FIFO apply queue, nothing recorded: returns the last commit."""
+    """Timing only, the same gate and FIFO apply queue, nothing recorded: returns the last commit.
+
+    The least a timing-only loop can do: one heap event per computation and one per apply (the
+    queue is a running "server free at" instant), the gate evaluated once per iteration
+    (:meth:`ClockTable.enter`), bound methods in locals.
+    """
     workers, clocks = compute.shape
     times = compute.tolist()
     table = ClockTable(workers, S)
+    enter, begin, commit, clock = table.enter, table.begin, table.commit, table.clock
     heap: list[tuple[float, int, int]] = []
+    push, pop = heapq.heappush, heapq.heappop
     free_at = 0.0
     seq = 0
     now = 0.0
-
-    def start(p: int) -> None:
-        nonlocal seq
-        table.begin(p)
-        heapq.heappush(heap, (now + times[p][table.clock(p)], seq, p))
-        seq += 1
-
     for p in range(workers):
-        start(p)
+        enter(p)
+        push(heap, (times[p][0], seq, p))
+        seq += 1
     while heap:
-        now, _, p = heapq.heappop(heap)
+        now, _, p = pop(heap)
         if p >= 0:  # compute done: queue for the server
-            free_at = max(free_at, now) + apply_time
-            heapq.heappush(heap, (free_at, seq, -1 - p))
+            free_at = (free_at if free_at > now else now) + apply_time
+            push(heap, (free_at, seq, ~p))
             seq += 1
             continue
-        p = -1 - p
-        for q in table.commit(p):
-            start(q)
-        if table.clock(p) < clocks:
-            if isinstance(table.admit(p), Proceed):
-                start(p)
-            else:
-                table.hold(p)
+        p = ~p
+        for q in commit(p):  # released from the gate
+            begin(q)
+            push(heap, (now + times[q][clock(q)], seq, q))
+            seq += 1
+        c = clock(p)
+        if c < clocks and enter(p):
+            push(heap, (now + times[p][c], seq, p))
+            seq += 1
     return now
 
 
