@@ -20,6 +20,7 @@ reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parame
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
@@ -58,16 +59,12 @@ def simulate_heapq(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     tie_sensitive = policy != "lazy"
-    times = compute.tolist()
+    durations = (cost + compute.reshape(-1) + cost).tolist()  # pull, compute, push: the SimPy engine's sum
     total = workers * clocks
     tick = max(1, total // 200)
-    # per iteration, flat index p * clocks + (c - 1); numpy arrays are built once at the end
-    admit = [0.0] * total
-    commit = [0.0] * total
-    wait = [0.0] * total
-    visible = [0] * total
-    reads = [0] * total
-    index = [0] * total
+    # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place
+    admit, commit, wait = array("d", [0.0]) * total, array("d", [0.0]) * total, array("d", [0.0]) * total
+    visible, reads, index = array("q", [0]) * total, array("q", [0]) * total, array("q", [0]) * total
     last_commit = [0.0] * workers
     # Events are (time, rank, code): rank = priority * _RANK + id orders equal times as SimPy does,
     # code = worker * 8 + action.  Only timeouts (computations, applies) go on the heap; every other
@@ -104,7 +101,11 @@ def simulate_heapq(
                     push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
                 eid += 2
             continue
-        if now_normal:
+        if not now_normal and not now_late:
+            if not heap:
+                break
+            now, _, code = pop(heap)
+        elif now_normal:
             rank, code = now_normal[0]
             if heap and heap[0][0] == now and heap[0][1] < rank:
                 code = pop(heap)[2]
@@ -116,10 +117,6 @@ def simulate_heapq(
                 code = pop(heap)[2]
             else:
                 now_late.popleft()
-        elif heap:
-            now, _, code = pop(heap)
-        else:
-            break
         action = code & 7
         p = code >> 3
         if action == _COMPUTED:
@@ -163,14 +160,16 @@ def simulate_heapq(
             commit[at] = now
             index[at] = commits
             last_commit[p] = now
-            if table.min_clock != old_min and due(table.min_clock):
-                evaluator.rows.append(evaluator.row(None, now, table.min_clock, commits))
+            slowest = table.min_clock
+            if slowest != old_min and due(slowest):
+                evaluator.rows.append(evaluator.row(None, now, slowest, commits))
             if progress is not None and commits % tick == 0:
                 progress(commits, total)
             c += 1
             action = _BEGIN
         elif action == _BEGIN:  # the process starts
             c = clock_of(p)
+            slowest = table.min_clock
         if action == _BEGIN:  # the top of the worker's loop
             if c == clocks:  # the process ends: an event nobody waits for
                 normal_append((NORMAL + eid, p * 8 + _END))
@@ -179,27 +178,35 @@ def simulate_heapq(
             if not enter(p):  # the gate, evaluated once: held until a commit releases p
                 continue
             if tie_sensitive and (release_next or now_normal or now_late or (heap and heap[0][0] == now)):
-                late_append((LATE + eid, p * 8 + _TIED))  # read after what else happens now
-                eid += 1
-                continue
+                if not release_next or now_normal or now_late or (heap and heap[0][0] == now):
+                    late_append((LATE + eid, p * 8 + _TIED))  # read after what else happens now
+                    eid += 1
+                    continue
+                # only the apply queue's release is due first: process it, then this read comes next
+                release_next = False
+                if waiting:
+                    busy = True
+                    push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
+                eid += 3
         else:
             c = clock_of(p)
+            slowest = table.min_clock
             if action == _READ:  # released from the gate
                 begin(p)
         # the read, by the controller's rule (ssp.read_cutoff): eager holds every commit so far;
         # lazy and push every update of clocks <= cutoff plus the reader's own
         at = p * clocks + c
         c += 1
-        if eager:
-            visible[at] = table.min_clock
+        if eager:  # the slowest clock has not moved since it was read in this event
+            visible[at] = slowest
             reads[at] = commits
         else:
-            cutoff = read_cutoff(policy, c, staleness, table.min_clock)
+            cutoff = read_cutoff(policy, c, staleness, slowest)
             visible[at] = read_visible(cutoff, c, workers)
             reads[at] = read_count(cutoff, c, workers)
         admit[at] = now
         wait[at] = now - last_commit[p]
-        push(heap, (now + (cost + times[p][c - 1] + cost), NORMAL + eid, p * 8 + _COMPUTED))
+        push(heap, (now + durations[at], NORMAL + eid, p * 8 + _COMPUTED))
         eid += 1
     if commits != total:  # pragma: no cover - would be a deadlock in the protocol
         raise RuntimeError(f"simulation stalled after {commits} of {total} commits")
@@ -208,13 +215,13 @@ def simulate_heapq(
     shape = (workers, clocks)
     rec = Recording.empty(workers, clocks)
     rec.compute[:] = compute
-    rec.admit[:] = np.reshape(admit, shape)
+    rec.admit[:] = np.frombuffer(admit, dtype=np.float64).reshape(shape)
     rec.start[:] = rec.admit + cost
-    rec.commit[:] = np.reshape(commit, shape)
-    rec.wait[:] = np.reshape(wait, shape)
-    rec.visible[:] = np.reshape(visible, shape)
-    rec.read_updates[:] = np.reshape(reads, shape)
-    rec.commit_index[:] = np.reshape(index, shape)
+    rec.commit[:] = np.frombuffer(commit, dtype=np.float64).reshape(shape)
+    rec.wait[:] = np.frombuffer(wait, dtype=np.float64).reshape(shape)
+    rec.visible[:] = np.frombuffer(visible, dtype=np.int64).reshape(shape)
+    rec.read_updates[:] = np.frombuffer(reads, dtype=np.int64).reshape(shape)
+    rec.commit_index[:] = np.frombuffer(index, dtype=np.int64).reshape(shape)
     rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
     rec.step[:] = np.nan
     return rec, evaluator.rows
