@@ -201,6 +201,9 @@ def test_commit_order_is_the_stable_worker_major_sort(P: int, n_rows: int, data:
     ordered = _CommitOrder(window, P, n_rows)
     got = ordered.order  # index row * P + p
     assert np.array_equal((got % P) * n_rows + got // P, want)
+    values = window[got]
+    equal = np.flatnonzero(values[1:] == values[:-1])
+    assert np.array_equal(ordered.tied, np.union1d(equal, equal + 1))
     queries = np.concatenate([window, np.nextafter(window, 0), np.nextafter(window, np.inf), [0.0, 2 * window.max()]])
     counts = (window[None, :] <= queries[:, None]).sum(axis=1)
     assert np.array_equal(ordered.at_or_before(queries), counts)

@@ -193,13 +193,9 @@ def _finalize(
     ordered = _CommitOrder(window, P, n_rows)
     order = ordered.order
     tie_member = None
-    if ordered.collided:  # equal times share their high bits: look for runs of equal times
-        values = window[order]
-        tied = values[1:] == values[:-1]
-        if tied.any():
-            tie_member = np.zeros(values.size, dtype=bool)  # sorted positions in a run of equal times
-            tie_member[:-1] |= tied
-            tie_member[1:] |= tied
+    if ordered.tied.size:
+        tie_member = np.zeros(window.size, dtype=bool)  # sorted positions in a run of equal times
+        tie_member[ordered.tied] = True
     pos = np.empty(window.size, dtype=np.int64)
     pos[order] = np.arange(window.size)
     base = P * (lo - 1)  # commits of clocks below lo: all before the window's
@@ -273,9 +269,11 @@ class _CommitOrder:
 
     ``order`` is the order of the full schedule's stable sort, found by one plain sort of 64-bit
     keys (several times cheaper than an argsort): a key holds the time in fixed point over the
-    window's range (a non-decreasing map, ``63 - bits`` bits) and the window index in the low
+    window's range (a non-decreasing map) and the window index in the low
     ``bits``.  Keys then sort by quantised time, then index; the few runs of commits that share
-    their quantised time (``collided``) are put in order by (time, worker, clock) exactly.
+    their quantised time (``collided``) are put in order by (time, worker, clock) exactly;
+    ``tied`` lists the sorted positions in runs of equal times.  ``62 - bits`` bits of fixed point
+    over a window's range leave chance collisions rare (about n^2 / 2^(63 - bits) pairs).
     """
 
     def __init__(self, window: np.ndarray, P: int, n_rows: int) -> None:
@@ -293,23 +291,21 @@ class _CommitOrder:
         keys.sort()
         self.keys = keys
         self.order = order = (keys & self.low).view(np.int64)  # below 2^bits: the same integers
-        same = np.diff(keys) <= self.low  # candidates: every pair with equal high bits is one
-        self.collided = bool(same.any())
+        at = np.flatnonzero(np.diff(keys) <= self.low)  # candidates: every pair with equal quantised times is one
+        at = at[(keys[at] >> self.bits) == (keys[at + 1] >> self.bits)]  # sorted positions i with i + 1 equal
+        self.collided = bool(at.size)
         if self.collided:
-            at = np.flatnonzero(same)
-            high = keys >> self.bits
-            same[at] = high[at] == high[at + 1]
-            self.collided = bool(same.any())
-        if self.collided:
-            member = np.zeros(n, dtype=bool)
-            member[:-1] |= same
-            member[1:] |= same
-            at = np.flatnonzero(member)
-            starts = np.ones(at.size, dtype=bool)
-            starts[1:] = (at[1:] != at[:-1] + 1) | ~same[at[:-1]]
-            idx = order[at]
+            members = np.union1d(at, at + 1)
+            starts = np.ones(members.size, dtype=bool)  # a run of equal quantised times begins here
+            starts[1:] = ~np.isin(members[:-1], at) | (members[1:] != members[:-1] + 1)
+            idx = order[members]
             key = (idx % P) * n_rows + idx // P  # worker-major index within the window
-            order[at] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
+            order[members] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
+            ranked = window[order[members]]
+            equal = (members[1:] == members[:-1] + 1) & (ranked[1:] == ranked[:-1])
+            self.tied = np.union1d(members[:-1][equal], members[1:][equal])  # sorted positions in a run of equal times
+        else:
+            self.tied = np.zeros(0, dtype=np.int64)
 
     def _quantised(self, times: np.ndarray) -> np.ndarray:
         """Fixed-point times, non-decreasing in the time (rounding is monotone), clipped to the range."""
