@@ -11,9 +11,10 @@ ones :func:`single_generator` builds (a test checks it), at a fraction of the co
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from numpy.random.bit_generator import ISeedSequence
 
 __all__ = ["single_generator", "worker_generators"]
@@ -23,6 +24,7 @@ _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
 _MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
 _MASK = 0xFFFFFFFF
+U64 = npt.NDArray[np.uint64]
 
 
 def single_generator(seed: int, stream: int, worker: int) -> np.random.Generator:
@@ -35,7 +37,7 @@ def worker_generators(seed: int, stream: int, workers: int) -> list[np.random.Ge
     if workers <= 0:
         return []
     words = _seed_words(seed, stream, workers)  # (workers, 4) uint64, what PCG64 asks its seed sequence for
-    return [np.random.Generator(np.random.PCG64(_Words(row))) for row in words]
+    return [np.random.Generator(np.random.PCG64(cast(Any, _Words(row)))) for row in words]  # numpy accepts any ISeedSequence
 
 
 class _Words(ISeedSequence):
@@ -62,7 +64,7 @@ def _uint32_words(n: int) -> list[int]:
             return out
 
 
-def _seed_words(seed: int, stream: int, workers: int) -> np.ndarray:
+def _seed_words(seed: int, stream: int, workers: int) -> U64:
     """Each worker's ``SeedSequence(seed, spawn_key=(stream, p)).generate_state(4, uint64)``."""
     run = _uint32_words(seed)
     run += [0] * (_POOL - len(run))  # a spawn key pads the run entropy to the pool size
@@ -72,13 +74,13 @@ def _seed_words(seed: int, stream: int, workers: int) -> np.ndarray:
     entropy = [np.full(workers, w, dtype=np.uint64) for w in [*run, *_uint32_words(stream)]] + [worker]
     hash_const = [_INIT_A]
 
-    def hashmix(value: np.ndarray) -> np.ndarray:
+    def hashmix(value: U64) -> U64:
         value = value ^ np.uint64(hash_const[0])
         hash_const[0] = (hash_const[0] * _MULT_A) & _MASK
         value = (value * np.uint64(hash_const[0])) & np.uint64(_MASK)
         return value ^ (value >> np.uint64(16))
 
-    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def mix(x: U64, y: U64) -> U64:
         r = (np.uint64(_MIX_L) * x - np.uint64(_MIX_R) * y) & np.uint64(_MASK)
         return r ^ (r >> np.uint64(16))
 
