@@ -5,12 +5,15 @@ but that have no math need only times, reads and commit order.  This loop replay
 the events :mod:`sspsim.sim.engine` schedules in SimPy, in the same order, so both give
 identical recordings on identical draws (a property test checks it):
 
-* SimPy pops ``(time, priority, id)``; ids count every scheduled event.  Here each event is
-  ``(time, priority, id, action, worker)`` on one heap, scheduled at the same moments:
-  process start (priority 0), compute timeouts, the apply queue's grants and releases
-  (priority 1), the gate's late releases and the tie-breaking yield (priority 2), and
-  process ends (priority 1), which matter because a worker's "is another event due now?"
-  look at the heap sees them.
+* SimPy pops ``(time, priority, id)``; ids grow with every scheduled event.  Here the same
+  events are scheduled at the same moments: process start (priority 0), compute timeouts,
+  the apply queue's grants and releases (priority 1), the gate's late releases and the
+  tie-breaking yield (priority 2), and process ends (priority 1), which matter because a
+  worker's "is another event due now?" look sees them.  Only timeouts wait on the heap,
+  as ``(time, priority * 2^48 + id, worker * 8 + action)``; events of the current instant
+  wait in two FIFO queues (one per priority), and an event that is certain to come next
+  (a grant or release with nothing else due now before it) is handled on the spot, which
+  leaves the order of everything else, and so the recording, unchanged.
 * The apply queue is SimPy's ``Resource(capacity=1)``: a request is granted when it is
   made and the server is free, or when the release before it is processed, FIFO.
 
