@@ -39,7 +39,8 @@ from sspsim.trace import Recording
 __all__ = ["simulate_heapq"]
 
 _URGENT, _NORMAL, _LATE = 0, 1, 2  # SimPy's priorities (_LATE: the engine's _AFTER_SAME_TIME)
-_BEGIN, _READ, _TIED, _COMPUTED, _GRANTED, _APPLIED, _RELEASE, _END = range(8)  # _TIED: a deferred read, begun
+# _TIED: a read deferred past the other events of its instant, its iteration begun; rare events last
+_READ, _TIED, _BEGIN, _COMPUTED, _APPLIED, _GRANTED, _RELEASE, _END = range(8)
 _RANK = 1 << 48  # event ids stay below it; a priority counts for more than any id
 
 
@@ -140,19 +141,16 @@ def simulate_heapq(
             else:
                 release_next = True
             eid += 1
-        elif action == _GRANTED:
-            push(heap, (now + apply_time, NORMAL + eid, code + (_APPLIED - _GRANTED)))
-            eid += 1
-            continue
-        elif action == _RELEASE:
-            if waiting and not busy:
+        elif action >= _GRANTED:
+            if action == _GRANTED:
+                push(heap, (now + apply_time, NORMAL + eid, code + (_APPLIED - _GRANTED)))
+                eid += 1
+            elif action == _RELEASE and waiting and not busy:
                 busy = True
                 normal_append((NORMAL + eid, waiting.popleft() * 8 + _GRANTED))
                 eid += 1
-            continue
-        elif action == _END:
-            continue
-        if action == _COMPUTED or action == _APPLIED:  # the commit
+            continue  # _END: nothing happens
+        if action >= _COMPUTED:  # the commit (_COMPUTED without an apply queue, or _APPLIED)
             commits += 1
             c = clock_of(p)
             at = p * clocks + c
@@ -180,17 +178,20 @@ def simulate_heapq(
                 continue
             if not enter(p):  # the gate, evaluated once: held until a commit releases p
                 continue
-            if tie_sensitive and (release_next or now_normal or now_late or (heap and heap[0][0] == now)):
-                if not release_next or now_normal or now_late or (heap and heap[0][0] == now):
-                    late_append((LATE + eid, p * 8 + _TIED))  # read after what else happens now
-                    eid += 1
-                    continue
-                # only the apply queue's release is due first: process it, then this read comes next
+            if not tie_sensitive:
+                pass
+            elif release_next and not now_late:
+                # only the apply queue's release is due first (the commit found nothing else due now and
+                # queued nothing at priority 1): process it, then this read comes next
                 release_next = False
                 if waiting:
                     busy = True
                     push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
                 eid += 3
+            elif release_next or now_normal or now_late or (heap and heap[0][0] == now):
+                late_append((LATE + eid, p * 8 + _TIED))  # read after what else happens now
+                eid += 1
+                continue
         else:
             c = clock_of(p)
             slowest = table.min_clock
