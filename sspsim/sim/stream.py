@@ -245,17 +245,23 @@ def _finalize_direct(
         top = float(t.max() if mask is None else t[mask].max())
         tied = np.flatnonzero(t == top) if mask is None else np.flatnonzero((t == top) & mask)
         p = int(tied[-1])  # the last of the group in commit order: latest time, then highest worker
-        acc.most = max(acc.most, _rank(rows, j, p, top, P, s, T) - r)
+        acc.most = max(acc.most, _rank(rows, j, p, top, P, s, T, latest=mask is None) - r)
     if j % every == 0 or j == T:
         evals.append({"time": float(M[j]), "clock": j, "updates": _count_at_or_before(rows, M[j], j, P, s, T)})
 
 
-def _rank(rows: dict[int, np.ndarray], j: int, p: int, value: float, P: int, s: int, T: int) -> int:
-    """Commits before (value, worker p, clock j) in commit order: earlier times, then lower workers."""
-    rank = P * max(0, j - 1 - s)
-    for k in range(max(1, j - s), min(T, j + s) + 1):
+def _rank(rows: dict[int, np.ndarray], j: int, p: int, value: float, P: int, s: int, T: int, *, latest: bool) -> int:
+    """Commits before (value, worker p, clock j) in commit order: earlier times, then lower workers.
+
+    Per row that is the times below ``value`` plus the lower workers' times equal to it: one pass,
+    ``row[:p] <= value`` and ``row[p:] < value``.  ``latest``: ``value = M[j]``, so every commit of
+    a clock below j is earlier (``C[q, k] < C[q, j] <= M[j]``) and only clocks j .. j + s are counted.
+    """
+    below = j if latest else max(1, j - s)
+    rank = P * (below - 1)
+    for k in range(below, min(T, j + s) + 1):
         row = rows[k]
-        rank += int(np.count_nonzero(row < value)) + int(np.count_nonzero(row[:p] == value))
+        rank += int(np.count_nonzero(row[:p] <= value)) + int(np.count_nonzero(row[p:] < value))
     return rank
 
 
