@@ -1,18 +1,21 @@
 """Streaming planner and heapq event loop against their bare baselines, side by side in one process.
 
-What is measured:
+What is measured (CPU time, the sides interleaved in one process, medians of ``--repeat``):
 
-1. The streaming planner (``sspsim.simulate`` of a summary-only timing run: s = 3, eager reads,
-   exponential speeds of mean 1; engine auto streams it) at ``--workers x --clocks``
-   (default 10^4 x 10^3), CPU time of the whole call, against the bare vectorised max-plus
-   recursion ``A = max(C_prev, M[c-1-s])``, ``C = A + X`` with its draws:
+1. The streaming planner (``sspsim.simulate`` of a summary-only timing run: s = 3, exponential
+   speeds of mean 1; engine auto streams it) at ``--workers x --clocks`` (default 10^4 x 10^3),
+   with eager reads (update staleness needs every commit's rank) and with lazy reads (it does
+   not), against the bare vectorised max-plus recursion ``A = max(C_prev, M[c-1-s])``,
+   ``C = A + X`` with its draws:
    (a) one generator drawing the whole matrix (the issue's baseline), goal streaming <= 2x;
    (b) the run's own draws (one stream per worker, block by block, as the planner uses), shown
-   for reference.  Peak memory of the streaming run in a fresh subprocess (ru_maxrss).
+   for reference: the per-worker streams alone cost several times (a).
+   Peak memory of the streaming run in a fresh subprocess (ru_maxrss).
 2. The heapq event loop (timing-only, apply time 0.01 so commits queue at the server) against a
-   minimal heapq loop with the same gate (:class:`~sspsim.ssp.ClockTable`) and the same FIFO
+   minimal heapq loop with the same gate (:meth:`~sspsim.ssp.ClockTable.enter`) and the same FIFO
    apply queue, recording nothing: microseconds per iteration at P = 10, 100, 1000.
-   Goal heapq / minimal <= 1.2.
+   Goal heapq / minimal <= 1.2.  For reference, the minimal loop that also writes the columns
+   the heapq loop must return (what recording alone costs).
 
 Run: ``.venv/bin/python benchmarks/bench_stream.py [--workers 10000 --clocks 1000 --repeat 3]``;
 ``--big`` also runs the 10^5 x 10^4 plan (10^9 iterations; minutes) in a subprocess and prints
@@ -24,9 +27,12 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import statistics
 import subprocess
 import sys
 import time
+from array import array
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,7 +40,7 @@ import sspsim
 from sspsim import config_from_dict
 from sspsim.sim.run import streams
 from sspsim.speeds import Exponential, compute_time_blocks
-from sspsim.ssp import ClockTable, Proceed
+from sspsim.ssp import ClockTable
 
 STREAM_GOAL = 2.0
 HEAPQ_GOAL = 1.2
@@ -42,27 +48,29 @@ MEMORY_GOAL_MIB = 1024.0
 S = 3
 
 
-def planning_config(workers: int, clocks: int, **network: float):  # type: ignore[no-untyped-def]
-    return config_from_dict(planning_raw(workers, clocks, **network))
+def planning_config(workers: int, clocks: int, policy: str = "eager", **network: float):  # type: ignore[no-untyped-def]
+    return config_from_dict(planning_raw(workers, clocks, policy, **network))
 
 
-def planning_raw(workers: int, clocks: int, **network: float) -> dict:
+def planning_raw(workers: int, clocks: int, policy: str = "eager", **network: float) -> dict:
     return {
         "run": {"seed": 0, "clocks": clocks, "trace": "summary"},
         "problem": {"kind": "none"},
-        "consistency": {"staleness": S, "read_policy": "eager"},
+        "consistency": {"staleness": S, "read_policy": policy},
         "workers": {"count": workers, "speed": {"kind": "exponential", "mean": 1.0}},
         "network": dict(network),
     }
 
 
-def cpu(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
+def interleaved(sides: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median CPU seconds of each side, the sides run in turn ``repeat`` times (load hits all alike)."""
+    runs: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+        for name, fn in sides.items():
+            t0 = time.process_time()
+            fn()
+            runs[name].append(time.process_time() - t0)
+    return {name: statistics.median(v) for name, v in runs.items()}
 
 
 def recursion(rows, workers: int, clocks: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -105,38 +113,84 @@ def peak_in_subprocess(workers: int, clocks: int, timeout: float) -> dict:
 
 
 def minimal_heapq(compute: np.ndarray, apply_time: float) -> float:
-    """Timing only, same gate and FIFO apply queue, nothing recorded: returns the last commit."""
+    """Timing only, the same gate and FIFO apply queue, nothing recorded: returns the last commit.
+
+    The least a timing-only loop can do: one heap event per computation and one per apply (the
+    queue is a running "server free at" instant), the gate evaluated once per iteration
+    (:meth:`ClockTable.enter`), bound methods in locals.
+    """
     workers, clocks = compute.shape
     times = compute.tolist()
     table = ClockTable(workers, S)
+    enter, begin, commit, clock = table.enter, table.begin, table.commit, table.clock
     heap: list[tuple[float, int, int]] = []
+    push, pop = heapq.heappush, heapq.heappop
     free_at = 0.0
     seq = 0
     now = 0.0
+    for p in range(workers):
+        enter(p)
+        push(heap, (times[p][0], seq, p))
+        seq += 1
+    while heap:
+        now, _, p = pop(heap)
+        if p >= 0:  # compute done: queue for the server
+            free_at = (free_at if free_at > now else now) + apply_time
+            push(heap, (free_at, seq, ~p))
+            seq += 1
+            continue
+        p = ~p
+        for q in commit(p):  # released from the gate
+            begin(q)
+            push(heap, (now + times[q][clock(q)], seq, q))
+            seq += 1
+        c = clock(p)
+        if c < clocks and enter(p):
+            push(heap, (now + times[p][c], seq, p))
+            seq += 1
+    return now
 
-    def start(p: int) -> None:
+
+def recording_minimal_heapq(compute: np.ndarray, apply_time: float) -> float:
+    """:func:`minimal_heapq` that also writes what the heapq loop returns per iteration (admission,
+    commit, wait, visible clock, read, commit index): a reference for what recording costs."""
+    workers, clocks = compute.shape
+    times = compute.reshape(-1).tolist()
+    total = workers * clocks
+    admit, commits_at, wait = array("d", [0.0]) * total, array("d", [0.0]) * total, array("d", [0.0]) * total
+    visible, reads, index = array("q", [0]) * total, array("q", [0]) * total, array("q", [0]) * total
+    last = [0.0] * workers
+    table = ClockTable(workers, S)
+    enter, begin, commit, clock = table.enter, table.begin, table.commit, table.clock
+    heap: list[tuple[float, int, int]] = []
+    push, pop = heapq.heappush, heapq.heappop
+    free_at, seq, now, commits = 0.0, 0, 0.0, 0
+
+    def start(p: int, at: int) -> None:
         nonlocal seq
-        table.begin(p)
-        heapq.heappush(heap, (now + times[p][table.clock(p)], seq, p))
+        visible[at], reads[at], admit[at], wait[at] = table.min_clock, commits, now, now - last[p]
+        push(heap, (now + times[at], seq, p))
         seq += 1
 
     for p in range(workers):
-        start(p)
+        enter(p)
+        start(p, p * clocks)
     while heap:
-        now, _, p = heapq.heappop(heap)
-        if p >= 0:  # compute done: queue for the server
-            free_at = max(free_at, now) + apply_time
-            heapq.heappush(heap, (free_at, seq, -1 - p))
+        now, _, p = pop(heap)
+        if p >= 0:
+            free_at = (free_at if free_at > now else now) + apply_time
+            push(heap, (free_at, seq, ~p))
             seq += 1
             continue
-        p = -1 - p
-        for q in table.commit(p):
-            start(q)
-        if table.clock(p) < clocks:
-            if isinstance(table.admit(p), Proceed):
-                start(p)
-            else:
-                table.hold(p)
+        p = ~p
+        commits += 1
+        at = p * clocks + clock(p)
+        for q in commit(p):
+            begin(q)
+            start(q, q * clocks + clock(q))
+        commits_at[at], index[at], last[p] = now, commits, now
+        if at % clocks + 1 < clocks and enter(p):
+            start(p, at + 1)
     return now
 
 
@@ -151,16 +205,19 @@ def main() -> None:
     P, T = args.workers, args.clocks
 
     # -- 1. streaming planner vs the bare recursion -----------------------------------------------
-    cfg = planning_config(P, T)
-    assert streams(cfg)
-    stream_s = cpu(lambda: sspsim.simulate(cfg), args.repeat)
-    bare_a = cpu(lambda: bare_one_generator(P, T), args.repeat)
-    bare_b = cpu(lambda: bare_run_draws(P, T), args.repeat)
+    eager, lazy = planning_config(P, T), planning_config(P, T, "lazy")
+    assert streams(eager) and streams(lazy)
+    cpu = interleaved({
+        "streaming plan, eager reads (simulate, summary only)": lambda: sspsim.simulate(eager),
+        "streaming plan, lazy reads": lambda: sspsim.simulate(lazy),
+        "bare recursion, one generator": lambda: bare_one_generator(P, T),
+        "bare recursion, the run's per-worker draws": lambda: bare_run_draws(P, T),
+    }, args.repeat)
+    stream_s, lazy_s, bare_a, bare_b = cpu.values()
     peak = peak_in_subprocess(P, T, timeout=600)
-    print(f"{'':<44} {'CPU s':>8} {'ns/iter':>8}")
-    for name, v in (("streaming plan (simulate, summary only)", stream_s), ("bare recursion, one generator", bare_a),
-                    ("bare recursion, the run's per-worker draws", bare_b)):
-        print(f"{name:<44} {v:>8.3f} {v / (P * T) * 1e9:>8.1f}")
+    print(f"{'median of ' + str(args.repeat):<54} {'CPU s':>8} {'ns/iter':>8}")
+    for name, v in cpu.items():
+        print(f"{name:<54} {v:>8.3f} {v / (P * T) * 1e9:>8.1f}")
     print(f"streaming plan {P}x{T} in a subprocess: wall {peak['wall']:.2f} s, CPU {peak['cpu']:.2f} s, "
           f"peak RSS {peak['peak_mib']:.0f} MiB")
 
@@ -175,13 +232,16 @@ def main() -> None:
         c = planning_config(workers, clocks, apply_time=0.01)
         problem = make_problem(c.problem, c.problem_seed)
         compute = compute_times(c.workers.speed, workers=workers, clocks=clocks, seed=0)
-        engine = cpu(lambda c=c, problem=problem, compute=compute: simulate_heapq(c, problem, compute), args.repeat)
-        minimal = cpu(lambda compute=compute: minimal_heapq(compute, 0.01), args.repeat)
-        rows.append((workers, clocks, engine, minimal))
-    print(f"{'P':>6} {'clocks':>7} {'heapq us/it':>12} {'minimal us/it':>14} {'ratio':>6}")
-    for workers, clocks, e, m in rows:
+        t = interleaved({
+            "heapq": lambda c=c, problem=problem, compute=compute: simulate_heapq(c, problem, compute),
+            "minimal": lambda compute=compute: minimal_heapq(compute, 0.01),
+            "recording": lambda compute=compute: recording_minimal_heapq(compute, 0.01),
+        }, args.repeat)
+        rows.append((workers, clocks, t["heapq"], t["minimal"], t["recording"]))
+    print(f"{'P':>6} {'clocks':>7} {'heapq us/it':>12} {'minimal us/it':>14} {'ratio':>6} {'minimal+recording us/it':>24}")
+    for workers, clocks, e, m, r in rows:
         n = workers * clocks
-        print(f"{workers:>6} {clocks:>7} {e / n * 1e6:>12.2f} {m / n * 1e6:>14.2f} {e / m:>6.2f}")
+        print(f"{workers:>6} {clocks:>7} {e / n * 1e6:>12.2f} {m / n * 1e6:>14.2f} {e / m:>6.2f} {r / n * 1e6:>24.2f}")
 
     if args.big:
         big = peak_in_subprocess(100_000, 10_000, timeout=3600)
@@ -190,10 +250,13 @@ def main() -> None:
         print(f"RATIO big_plan_peak_mib = {big['peak_mib']:.0f} (goal < {MEMORY_GOAL_MIB:g})")
 
     print(f"RATIO stream_over_bare_recursion = {stream_s / bare_a:.2f} (goal <= {STREAM_GOAL:g})")
+    print(f"RATIO stream_lazy_over_bare_recursion = {lazy_s / bare_a:.2f} (goal <= {STREAM_GOAL:g})")
     print(f"RATIO stream_over_bare_recursion_same_draws = {stream_s / bare_b:.2f} (reference, no goal)")
+    print(f"RATIO stream_lazy_over_bare_recursion_same_draws = {lazy_s / bare_b:.2f} (reference, no goal)")
     print(f"RATIO stream_peak_mib_{P}x{T} = {peak['peak_mib']:.0f} (goal < {MEMORY_GOAL_MIB:g})")
-    for workers, _, e, m in rows:
+    for workers, _, e, m, r in rows:
         print(f"RATIO heapq_over_minimal_P{workers} = {e / m:.2f} (goal <= {HEAPQ_GOAL:g})")
+        print(f"RATIO minimal_recording_over_minimal_P{workers} = {r / m:.2f} (reference, no goal)")
 
 
 if __name__ == "__main__":

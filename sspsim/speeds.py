@@ -24,6 +24,7 @@ import numpy as np
 
 from sspsim.errors import MISSING, ConfigError, InputError
 from sspsim.fields import Int, Num, Rule, field_key, field_rule, object_schema, ruled_fields, spec
+from sspsim.worker_rngs import worker_generators
 
 __all__ = [
     "SPEED_MODELS",
@@ -468,8 +469,8 @@ def compute_times(
     with np.errstate(over="ignore"):  # an overflow is reported below, naming the config
         times = base_times(speed, workers=workers, clocks=clocks, seed=seed)
         if compute is not None:
-            for p in range(workers):
-                times[p] += compute.draw(_stream(seed, COMPUTE_STREAM, p), clocks)
+            for p, rng in enumerate(worker_generators(seed, COMPUTE_STREAM, workers)):
+                times[p] += compute.draw(rng, clocks)
         times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
     if not np.isfinite(times).all():
         raise ConfigError("workers.speed", speed.kind,
@@ -499,10 +500,10 @@ def compute_time_blocks(
     if isinstance(speed, Empirical) or isinstance(compute, Empirical):
         block = max(clocks, 1)
     block = max(1, block)
-    base = None if isinstance(speed, TraceTimes) else [_stream(seed, SPEED_STREAM, p) for p in range(workers)]
-    extra = None if compute is None else [_stream(seed, COMPUTE_STREAM, p) for p in range(workers)]
+    base = None if isinstance(speed, TraceTimes) else worker_generators(seed, SPEED_STREAM, workers)
+    extra = None if compute is None else worker_generators(seed, COMPUTE_STREAM, workers)
     slow = transient is not None and transient.probability > 0
-    marks = [_stream(seed, TRANSIENT_STREAM, p) for p in range(workers)] if slow else None
+    marks = worker_generators(seed, TRANSIENT_STREAM, workers) if slow else None
     tail = np.zeros((workers, 0 if transient is None else max(0, transient.duration - 1)), dtype=bool)
     for lo in range(0, clocks, block):
         b = min(block, clocks - lo)
@@ -543,8 +544,8 @@ def base_times(speed: SpeedModel, *, workers: int, clocks: int, seed: int) -> np
     if isinstance(speed, TraceTimes):
         return np.array(speed.times[:workers, :clocks], dtype=float)
     times = np.empty((workers, clocks))
-    for p in range(workers):
-        times[p] = speed.draw(_stream(seed, SPEED_STREAM, p), clocks)
+    for p, rng in enumerate(worker_generators(seed, SPEED_STREAM, workers)):
+        times[p] = speed.draw(rng, clocks)
     return times
 
 
@@ -561,15 +562,11 @@ def slowdown_factors(
         factors[s.worker] *= s.slowdown
     if transient is not None and transient.probability > 0:
         kernel = np.ones(min(transient.duration, clocks))  # a slowdown never outlasts the run
-        for p in range(workers):
-            starts = _stream(seed, TRANSIENT_STREAM, p).random(clocks) < transient.probability
+        for p, rng in enumerate(worker_generators(seed, TRANSIENT_STREAM, workers)):
+            starts = rng.random(clocks) < transient.probability
             slowed = np.convolve(starts, kernel)[:clocks] > 0
             factors[p, slowed] *= transient.factor
     return factors
-
-
-def _stream(seed: int, stream: int, worker: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, worker)))
 
 
 # -- parsing ---------------------------------------------------------------------------

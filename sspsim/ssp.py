@@ -292,6 +292,30 @@ class ClockTable:
             )
         self._running[worker] = True
 
+    def enter(self, worker: int) -> bool:
+        """:meth:`admit`, then :meth:`begin` or :meth:`hold`, with one gate evaluation.
+
+        Returns whether ``worker`` began its next iteration (else it is held until released).
+
+        >>> table = ClockTable(workers=2, staleness=0)
+        >>> table.enter(0), table.enter(1)
+        (True, True)
+        >>> table.commit(0)
+        ()
+        >>> table.enter(0)                  # BSP: held until worker 1 commits clock 1
+        False
+        >>> table.commit(1)
+        (0,)
+        """
+        if self._running[worker]:
+            raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
+        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        if self._min >= need:
+            self._running[worker] = True
+            return True
+        self._held.setdefault(int(need), []).append(worker)
+        return False
+
     def commit(self, worker: int) -> tuple[int, ...]:
         """Count ``worker``'s running iteration as committed; return the workers it releases.
 

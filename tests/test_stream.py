@@ -182,3 +182,28 @@ def test_auto_engine_takes_the_heapq_loop_for_contention(monkeypatch: pytest.Mon
     forced = sspsim.simulate(sspsim.config_from_dict({**raw, "run": {**raw["run"], "engine": "event"}})).summary
     assert calls == [1]
     assert {k: v for k, v in auto.items() if k != "wall_time"} == {k: v for k, v in forced.items() if k != "wall_time"}
+
+
+@budget(0.5)
+@given(P=st.integers(1, 9), n_rows=st.integers(1, 6), data=st.data())
+def test_commit_order_is_the_stable_worker_major_sort(P: int, n_rows: int, data: st.DataObject) -> None:
+    """The packed-key sort orders a window by (time, worker, clock), as the full schedule's stable argsort
+    of worker-major commits does, also for ties and for times that differ only in their lowest bits;
+    and it counts the commits at or before any instant exactly."""
+    from sspsim.sim.stream import _CommitOrder
+
+    base = data.draw(st.sampled_from([1.0, 3.5, 1e-3, 2.0**40]))
+    steps = data.draw(st.lists(st.integers(0, 6), min_size=P * n_rows, max_size=P * n_rows))
+    spacing = data.draw(st.sampled_from([1, 2**10, 2**30]))  # ulps between distinct times
+    window = np.array([base + k * spacing * math.ulp(base) for k in steps])  # clock-major rows of P
+    worker_major = window.reshape(n_rows, P).T.reshape(-1)
+    want = np.argsort(worker_major, kind="stable")  # index p * n_rows + row
+    ordered = _CommitOrder(window, P, n_rows)
+    got = ordered.order  # index row * P + p
+    assert np.array_equal((got % P) * n_rows + got // P, want)
+    values = window[got]
+    equal = np.flatnonzero(values[1:] == values[:-1])
+    assert np.array_equal(ordered.tied, np.union1d(equal, equal + 1))
+    queries = np.concatenate([window, np.nextafter(window, 0), np.nextafter(window, np.inf), [0.0, 2 * window.max()]])
+    counts = (window[None, :] <= queries[:, None]).sum(axis=1)
+    assert np.array_equal(ordered.at_or_before(queries), counts)

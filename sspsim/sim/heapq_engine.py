@@ -5,12 +5,15 @@ but that have no math need only times, reads and commit order.  This loop replay
 the events :mod:`sspsim.sim.engine` schedules in SimPy, in the same order, so both give
 identical recordings on identical draws (a property test checks it):
 
-* SimPy pops ``(time, priority, id)``; ids count every scheduled event.  Here each event is
-  ``(time, priority, id, action, worker)`` on one heap, scheduled at the same moments:
-  process start (priority 0), compute timeouts, the apply queue's grants and releases
-  (priority 1), the gate's late releases and the tie-breaking yield (priority 2), and
-  process ends (priority 1), which matter because a worker's "is another event due now?"
-  look at the heap sees them.
+* SimPy pops ``(time, priority, id)``; ids grow with every scheduled event.  Here the same
+  events are scheduled at the same moments: process start (priority 0), compute timeouts,
+  the apply queue's grants and releases (priority 1), the gate's late releases and the
+  tie-breaking yield (priority 2), and process ends (priority 1), which matter because a
+  worker's "is another event due now?" look sees them.  Only timeouts wait on the heap,
+  as ``(time, priority * 2^48 + id, worker * 8 + action)``; events of the current instant
+  wait in two FIFO queues (one per priority), and an event that is certain to come next
+  (a grant or release with nothing else due now before it) is handled on the spot, which
+  leaves the order of everything else, and so the recording, unchanged.
 * The apply queue is SimPy's ``Resource(capacity=1)``: a request is granted when it is
   made and the server is free, or when the release before it is processed, FIFO.
 
@@ -20,6 +23,7 @@ reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parame
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
@@ -29,13 +33,15 @@ import numpy as np
 from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.problems import Problem
-from sspsim.ssp import ClockTable, Proceed, read_count, read_cutoff, read_visible
+from sspsim.ssp import ClockTable, read_count, read_cutoff, read_visible
 from sspsim.trace import Recording
 
 __all__ = ["simulate_heapq"]
 
 _URGENT, _NORMAL, _LATE = 0, 1, 2  # SimPy's priorities (_LATE: the engine's _AFTER_SAME_TIME)
-_BEGIN, _READ, _COMPUTED, _GRANTED, _APPLIED, _RELEASE, _END = range(7)
+# _TIED: a read deferred past the other events of its instant, its iteration begun; rare events last
+_READ, _TIED, _BEGIN, _COMPUTED, _APPLIED, _GRANTED, _RELEASE, _END = range(8)
+_RANK = 1 << 48  # event ids stay below it; a priority counts for more than any id
 
 
 def simulate_heapq(
@@ -57,95 +63,154 @@ def simulate_heapq(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     tie_sensitive = policy != "lazy"
-    times = compute.tolist()
+    durations = (cost + compute.reshape(-1) + cost).tolist()  # pull, compute, push: the SimPy engine's sum
     total = workers * clocks
     tick = max(1, total // 200)
-    # per iteration, flat index p * clocks + (c - 1); numpy arrays are built once at the end
-    admit = [0.0] * total
-    commit = [0.0] * total
-    wait = [0.0] * total
-    visible = [0] * total
-    reads = [0] * total
-    index = [0] * total
+    # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place
+    admit, commit, wait = array("d", [0.0]) * total, array("d", [0.0]) * total, array("d", [0.0]) * total
+    visible, reads, index = array("q", [0]) * total, array("q", [0]) * total, array("q", [0]) * total
     last_commit = [0.0] * workers
-    heap: list[tuple[float, int, int, int, int]] = []
+    # Events are (time, rank, code): rank = priority * _RANK + id orders equal times as SimPy does,
+    # code = worker * 8 + action.  Only timeouts (computations, applies) go on the heap; every other
+    # event happens at the current instant, so two FIFO queues hold them (ids grow, so each stays
+    # sorted) and the next event is the least of the heap's top and their heads.  An event that is
+    # sure to come next (nothing else due now before it) is handled at once instead of queued:
+    # the apply queue's grants and releases, mostly.
+    heap: list[tuple[float, int, int]] = []
+    now_normal: deque[tuple[int, int]] = deque()  # (rank, code) at priority _NORMAL, this instant
+    now_late: deque[tuple[int, int]] = deque()  # the same at _LATE: reads after a release or a tie
     push, pop = heappush, heappop
+    normal_append, late_append = now_normal.append, now_late.append
+    clock_of, enter, begin, commit_to = table.clock, table.enter, table.begin, table.commit
+    due = evaluator.due
+    eager = policy == "eager"
     eid = 0
     waiting: deque[int] = deque()  # requests for the apply queue, FIFO
     busy = False  # a request holds the apply queue
+    release_next = False  # the apply queue's release is the next event
     commits = 0
     now = 0.0
+    NORMAL, LATE = _NORMAL * _RANK, _LATE * _RANK
     for p in range(workers):
-        push(heap, (0.0, _URGENT, eid, _BEGIN, p))  # process start
+        push(heap, (0.0, _URGENT * _RANK + eid, p * 8 + _BEGIN))  # process start
         eid += 1
-    while heap:
-        now, _, _, action, p = pop(heap)
+    while True:
+        if release_next:  # processing the release grants the next request
+            release_next = False
+            if waiting and not busy:
+                busy = True
+                if now_normal or (heap and heap[0][0] == now):
+                    normal_append((NORMAL + eid, waiting.popleft() * 8 + _GRANTED))
+                else:  # the grant comes next too: the apply starts now
+                    push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
+                eid += 2
+            continue
+        if not now_normal and not now_late:
+            if not heap:
+                break
+            now, _, code = pop(heap)
+        elif now_normal:
+            rank, code = now_normal[0]
+            if heap and heap[0][0] == now and heap[0][1] < rank:
+                code = pop(heap)[2]
+            else:
+                now_normal.popleft()
+        elif now_late:
+            rank, code = now_late[0]
+            if heap and heap[0][0] == now and heap[0][1] < rank:
+                code = pop(heap)[2]
+            else:
+                now_late.popleft()
+        action = code & 7
+        p = code >> 3
         if action == _COMPUTED:
             if apply_time > 0:  # a request; SimPy's resource tries only the head of its queue
                 waiting.append(p)
                 if not busy:
                     busy = True
-                    push(heap, (now, _NORMAL, eid, _GRANTED, waiting.popleft()))
-                    eid += 1
+                    if now_normal or (heap and heap[0][0] == now):
+                        normal_append((NORMAL + eid, waiting.popleft() * 8 + _GRANTED))
+                    else:  # the grant comes next: the apply starts now
+                        push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
+                    eid += 2
                 continue
-        elif action == _GRANTED:
-            push(heap, (now + apply_time, _NORMAL, eid, _APPLIED, p))
-            eid += 1
-            continue
         elif action == _APPLIED:
             busy = False  # leaving the `with` block: the release is an event, whose processing grants the next
-            push(heap, (now, _NORMAL, eid, _RELEASE, -1))
+            if now_normal or (heap and heap[0][0] == now):
+                normal_append((NORMAL + eid, _RELEASE))
+            else:
+                release_next = True
             eid += 1
-        elif action == _RELEASE:
-            if waiting and not busy:
-                busy = True
-                push(heap, (now, _NORMAL, eid, _GRANTED, waiting.popleft()))
+        elif action >= _GRANTED:
+            if action == _GRANTED:
+                push(heap, (now + apply_time, NORMAL + eid, code + (_APPLIED - _GRANTED)))
                 eid += 1
-            continue
-        elif action == _END:
-            continue
-        if action == _COMPUTED or action == _APPLIED:  # the commit
+            elif action == _RELEASE and waiting and not busy:
+                busy = True
+                normal_append((NORMAL + eid, waiting.popleft() * 8 + _GRANTED))
+                eid += 1
+            continue  # _END: nothing happens
+        if action >= _COMPUTED:  # the commit (_COMPUTED without an apply queue, or _APPLIED)
             commits += 1
-            at = p * clocks + table.clock(p)
+            c = clock_of(p)
+            at = p * clocks + c
             old_min = table.min_clock
-            for q in table.commit(p):  # released workers read late in this instant
-                push(heap, (now, _LATE, eid, _READ, q))
+            for q in commit_to(p):  # released workers read late in this instant
+                late_append((LATE + eid, q * 8 + _READ))
                 eid += 1
             commit[at] = now
             index[at] = commits
             last_commit[p] = now
-            if table.min_clock != old_min and evaluator.due(table.min_clock):
-                evaluator.rows.append(evaluator.row(None, now, table.min_clock, commits))
+            slowest = table.min_clock
+            if slowest != old_min and due(slowest):
+                evaluator.rows.append(evaluator.row(None, now, slowest, commits))
             if progress is not None and commits % tick == 0:
                 progress(commits, total)
+            c += 1
             action = _BEGIN
+        elif action == _BEGIN:  # the process starts
+            c = clock_of(p)
+            slowest = table.min_clock
         if action == _BEGIN:  # the top of the worker's loop
-            if table.clock(p) == clocks:
-                push(heap, (now, _NORMAL, eid, _END, p))  # the process ends: an event nobody waits for
+            if c == clocks:  # the process ends: an event nobody waits for
+                normal_append((NORMAL + eid, p * 8 + _END))
                 eid += 1
                 continue
-            if not isinstance(table.admit(p), Proceed):
-                table.hold(p)
+            if not enter(p):  # the gate, evaluated once: held until a commit releases p
                 continue
-            if tie_sensitive and heap and heap[0][0] == now:
-                push(heap, (now, _LATE, eid, _READ, p))
+            if not tie_sensitive:
+                pass
+            elif release_next and not now_late:
+                # only the apply queue's release is due first (the commit found nothing else due now and
+                # queued nothing at priority 1): process it, then this read comes next
+                release_next = False
+                if waiting:
+                    busy = True
+                    push(heap, (now + apply_time, NORMAL + eid + 1, waiting.popleft() * 8 + _APPLIED))
+                eid += 3
+            elif release_next or now_normal or now_late or (heap and heap[0][0] == now):
+                late_append((LATE + eid, p * 8 + _TIED))  # read after what else happens now
                 eid += 1
                 continue
+        else:
+            c = clock_of(p)
+            slowest = table.min_clock
+            if action == _READ:  # released from the gate
+                begin(p)
         # the read, by the controller's rule (ssp.read_cutoff): eager holds every commit so far;
         # lazy and push every update of clocks <= cutoff plus the reader's own
-        table.begin(p)
-        c = table.clock(p) + 1
-        at = p * clocks + c - 1
-        if policy == "eager":
-            visible[at] = table.min_clock
+        at = p * clocks + c
+        c += 1
+        if eager:  # the slowest clock has not moved since it was read in this event
+            visible[at] = slowest
             reads[at] = commits
         else:
-            cutoff = read_cutoff(policy, c, staleness, table.min_clock)
+            cutoff = read_cutoff(policy, c, staleness, slowest)
             visible[at] = read_visible(cutoff, c, workers)
             reads[at] = read_count(cutoff, c, workers)
         admit[at] = now
         wait[at] = now - last_commit[p]
-        push(heap, (now + (cost + times[p][c - 1] + cost), _NORMAL, eid, _COMPUTED, p))
+        push(heap, (now + durations[at], NORMAL + eid, p * 8 + _COMPUTED))
         eid += 1
     if commits != total:  # pragma: no cover - would be a deadlock in the protocol
         raise RuntimeError(f"simulation stalled after {commits} of {total} commits")
@@ -154,13 +219,13 @@ def simulate_heapq(
     shape = (workers, clocks)
     rec = Recording.empty(workers, clocks)
     rec.compute[:] = compute
-    rec.admit[:] = np.reshape(admit, shape)
+    rec.admit[:] = np.frombuffer(admit, dtype=np.float64).reshape(shape)
     rec.start[:] = rec.admit + cost
-    rec.commit[:] = np.reshape(commit, shape)
-    rec.wait[:] = np.reshape(wait, shape)
-    rec.visible[:] = np.reshape(visible, shape)
-    rec.read_updates[:] = np.reshape(reads, shape)
-    rec.commit_index[:] = np.reshape(index, shape)
+    rec.commit[:] = np.frombuffer(commit, dtype=np.float64).reshape(shape)
+    rec.wait[:] = np.frombuffer(wait, dtype=np.float64).reshape(shape)
+    rec.visible[:] = np.frombuffer(visible, dtype=np.int64).reshape(shape)
+    rec.read_updates[:] = np.frombuffer(reads, dtype=np.int64).reshape(shape)
+    rec.commit_index[:] = np.frombuffer(index, dtype=np.int64).reshape(shape)
     rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
     rec.step[:] = np.nan
     return rec, evaluator.rows

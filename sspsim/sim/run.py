@@ -21,7 +21,7 @@ from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
 from sspsim.sim.heapq_engine import simulate_heapq
 from sspsim.sim.rounds import RoundServer, simulate_rounds, summarize_rounds
-from sspsim.sim.stream import ZeroDuration, default_block, stream_schedule
+from sspsim.sim.stream import DRAW_BLOCK, ZeroDuration, default_block, stream_schedule
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
 from sspsim.trace import Recording, summarize, summary_figures, trace_table
 
@@ -149,7 +149,7 @@ def _simulate_streaming(
     wall = time.perf_counter()
     blocks = compute_time_blocks(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed, stragglers=config.workers.stragglers,
-        transient=config.workers.transient, compute=config.workers.compute, block=block,
+        transient=config.workers.transient, compute=config.workers.compute, block=max(block, DRAW_BLOCK // max(1, workers)),
     )
     totals, evals, _ = stream_schedule(
         blocks, workers=workers, clocks=clocks, staleness=s, read_policy=config.consistency.read_policy,

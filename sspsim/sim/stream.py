@@ -33,9 +33,10 @@ import numpy as np
 from sspsim.ssp import Staleness, guaranteed_clock, read_count, read_cutoff, read_visible
 from sspsim.trace import Totals
 
-__all__ = ["ZeroDuration", "default_block", "stream_schedule"]
+__all__ = ["DRAW_BLOCK", "ZeroDuration", "default_block", "stream_schedule"]
 
 Progress = Callable[[int, int], None]
+DRAW_BLOCK = 1 << 22  # iterations per block of drawn compute times (32 MiB): few draw calls per worker
 FAST_STALENESS = 8  # lazy and push reads up to this s: ranks by direct counts, no sorting
 
 
@@ -84,6 +85,7 @@ def stream_schedule(
     prev = np.zeros(P)
     wait_pw = np.zeros(P)
     compute_pw = np.zeros(P)
+    scratch = np.empty(P)
     hist = np.zeros(s + 1, dtype=np.int64)
     rows: dict[int, np.ndarray] = {}  # clock -> commit row, for the window still needed
     reads: dict[int, np.ndarray | int] = {}  # clock -> what its reads hold (see _finalize)
@@ -95,17 +97,22 @@ def stream_schedule(
     c = 0
     for chunk in blocks:
         by_clock = np.ascontiguousarray(chunk.T)
-        for x in by_clock:
+        # the event engine's order of additions; with no message cost (0 + x) + 0 is x itself
+        durations = by_clock if message_cost == 0.0 else message_cost + by_clock + message_cost
+        short = durations.min(axis=1) <= 0.0
+        if short.any():
+            raise ZeroDuration(f"clock {c + 1 + int(np.argmax(short))}")
+        for x, d in zip(by_clock, durations):
             c += 1
             need = guaranteed_clock(c, s)
             gate = float(M[need]) if need >= 1 else 0.0
-            d = message_cost + x + message_cost  # the event engine's order of additions
-            if float(d.min()) <= 0.0:
-                raise ZeroDuration(f"clock {c}")
             a = np.maximum(prev, gate)
             t = np.add(a, d)
             M[c] = t.max()
-            wait_pw += a - prev if c > 1 else a
+            if c > 1:
+                wait_pw += np.subtract(a, prev, out=scratch)
+            else:
+                wait_pw += a
             compute_pw += x
             if read_policy == "lazy":
                 cutoff = read_cutoff("lazy", c, s, 0)
@@ -116,8 +123,8 @@ def stream_schedule(
                 hist += np.bincount((c - 1) - complete, minlength=s + 1)[: s + 1]
                 if read_policy == "push":
                     reads[c] = read_count(complete, c, P)
-                else:  # eager: own previous commit (rank, later) or the gate instant
-                    reads[c] = np.where((a == prev) & (c > 1), -1, 0)
+                else:  # eager: own previous commit (its rank, later) where admitted at it, else the gate instant
+                    reads[c] = a == prev if c > 1 else np.zeros(P, dtype=bool)
                     acc.gates[c] = gate
             rows[c] = t
             prev = t
@@ -183,38 +190,37 @@ def _finalize(
     lo = max(1, first - back)
     window = np.concatenate([rows[k] for k in range(lo, c + 1)])  # clock-major
     n_rows = c - lo + 1
-    order = np.argsort(window)
-    values = window[order]
-    tied = values[1:] == values[:-1]
+    ordered = _CommitOrder(window, P, n_rows)
+    order = ordered.order
     tie_member = None
-    if tied.any():
-        tie_member = _order_ties(order, values, tied, P, n_rows)
+    if ordered.tied.size:
+        tie_member = np.zeros(window.size, dtype=bool)  # sorted positions in a run of equal times
+        tie_member[ordered.tied] = True
     pos = np.empty(window.size, dtype=np.int64)
     pos[order] = np.arange(window.size)
-    base = P * (lo - 1)
-    for j in range(first, last + 1):
-        R = base + pos[(j - lo) * P:(j - lo + 1) * P]  # commits before (j, p) in commit order
-        read = reads.pop(j)
-        if policy == "eager":
-            assert isinstance(read, np.ndarray)
-            gate_count = base + int(np.searchsorted(values, acc.gates.pop(j), side="right"))
-            own = read < 0
-            if j > 1 and own.any():
-                at = pos[(j - 1 - lo) * P:(j - lo) * P][own]
-                if tie_member is not None:
-                    moved = tie_member[at]
-                    at = at.copy()
-                    at[moved] = np.searchsorted(values, values[at[moved]], side="right") - 1
-                counts = np.full(P, gate_count, dtype=np.int64)
-                counts[own] = base + at + 1  # commits at or before the own previous commit
-                read = counts
-            else:
-                read = np.full(P, gate_count, dtype=np.int64)
-        us = R - read
-        acc.total += int(us.sum())
-        acc.most = max(acc.most, int(us.max()))
-        if j % every == 0 or j == T:
-            evals.append({"time": float(M[j]), "clock": j, "updates": base + int(np.searchsorted(values, M[j], side="right"))})
+    base = P * (lo - 1)  # commits of clocks below lo: all before the window's
+    J = last - first + 1
+    R = pos[(first - lo) * P:(last - lo + 1) * P].reshape(J, P)  # commits before (j, p), less base
+    if policy == "eager":
+        gate_count = ordered.at_or_before(np.array([acc.gates.pop(j) for j in range(first, last + 1)]))
+        own = np.stack([reads.pop(j) for j in range(first, last + 1)])  # admitted at their own last commit
+        k = first - 1 - lo  # the window row of clock first - 1 (-1 only for first = 1, whose reads are all gated)
+        before = pos[k * P:(last - lo) * P] if k >= 0 else np.concatenate([np.zeros(P, np.int64), pos[:(last - lo) * P]])
+        at = before.reshape(J, P)  # sorted position of each worker's previous commit
+        if tie_member is not None:
+            moved = own & tie_member[at]
+            if moved.any():  # an equal-time commit later in the order is in the read too
+                at = at.copy()
+                at[moved] = ordered.at_or_before(window[order[at[moved]]]) - 1
+        read = np.where(own, at + 1, gate_count[:, None])
+    else:
+        read = np.stack([np.broadcast_to(reads.pop(j), (P,)) for j in range(first, last + 1)]) - base
+    us = R - read
+    acc.total += int(us.sum())
+    acc.most = max(acc.most, int(us.max()))
+    due = [j for j in range(first, last + 1) if j % every == 0 or j == T]
+    for j, n in zip(due, ordered.at_or_before(M[due]).tolist()):
+        evals.append({"time": float(M[j]), "clock": j, "updates": base + n})
 
 
 def _finalize_direct(
@@ -239,17 +245,23 @@ def _finalize_direct(
         top = float(t.max() if mask is None else t[mask].max())
         tied = np.flatnonzero(t == top) if mask is None else np.flatnonzero((t == top) & mask)
         p = int(tied[-1])  # the last of the group in commit order: latest time, then highest worker
-        acc.most = max(acc.most, _rank(rows, j, p, top, P, s, T) - r)
+        acc.most = max(acc.most, _rank(rows, j, p, top, P, s, T, latest=mask is None) - r)
     if j % every == 0 or j == T:
         evals.append({"time": float(M[j]), "clock": j, "updates": _count_at_or_before(rows, M[j], j, P, s, T)})
 
 
-def _rank(rows: dict[int, np.ndarray], j: int, p: int, value: float, P: int, s: int, T: int) -> int:
-    """Commits before (value, worker p, clock j) in commit order: earlier times, then lower workers."""
-    rank = P * max(0, j - 1 - s)
-    for k in range(max(1, j - s), min(T, j + s) + 1):
+def _rank(rows: dict[int, np.ndarray], j: int, p: int, value: float, P: int, s: int, T: int, *, latest: bool) -> int:
+    """Commits before (value, worker p, clock j) in commit order: earlier times, then lower workers.
+
+    Per row that is the times below ``value`` plus the lower workers' times equal to it: one pass,
+    ``row[:p] <= value`` and ``row[p:] < value``.  ``latest``: ``value = M[j]``, so every commit of
+    a clock below j is earlier (``C[q, k] < C[q, j] <= M[j]``) and only clocks j .. j + s are counted.
+    """
+    below = j if latest else max(1, j - s)
+    rank = P * (below - 1)
+    for k in range(below, min(T, j + s) + 1):
         row = rows[k]
-        rank += int(np.count_nonzero(row < value)) + int(np.count_nonzero(row[:p] == value))
+        rank += int(np.count_nonzero(row[:p] <= value)) + int(np.count_nonzero(row[p:] < value))
     return rank
 
 
@@ -258,19 +270,60 @@ def _count_at_or_before(rows: dict[int, np.ndarray], value: float, j: int, P: in
     return P * j + sum(int(np.count_nonzero(rows[k] <= value)) for k in range(j + 1, min(T, j + s) + 1))
 
 
-def _order_ties(order: np.ndarray, values: np.ndarray, tied: np.ndarray, P: int, n_rows: int) -> np.ndarray:
-    """Put equal commit times in (worker, clock) order, as the full schedule's stable sort does.
+class _CommitOrder:
+    """A window's commits (clock-major rows of P times) in commit order: time, then worker, then clock.
 
-    Returns a mask of the sorted positions that belong to a run of equal times.
+    ``order`` is the order of the full schedule's stable sort, found by one plain sort of 64-bit
+    keys (several times cheaper than an argsort): a key holds the time in fixed point over the
+    window's range (a non-decreasing map) and the window index in the low
+    ``bits``.  Keys then sort by quantised time, then index; the few runs of commits that share
+    their quantised time (``collided``) are put in order by (time, worker, clock) exactly;
+    ``tied`` lists the sorted positions in runs of equal times.  ``62 - bits`` bits of fixed point
+    over a window's range leave chance collisions rare (about n^2 / 2^(63 - bits) pairs).
     """
-    member = np.zeros(values.size, dtype=bool)
-    member[:-1] |= tied
-    member[1:] |= tied
-    at = np.flatnonzero(member)
-    starts = np.ones(at.size, dtype=bool)
-    starts[1:] = (at[1:] != at[:-1] + 1) | (values[at[1:]] != values[at[:-1]])
-    run = np.cumsum(starts)
-    idx = order[at]
-    key = (idx % P) * n_rows + idx // P  # worker-major index within the window
-    order[at] = idx[np.lexsort((key, run))]
-    return member
+
+    def __init__(self, window: np.ndarray, P: int, n_rows: int) -> None:
+        n = window.size
+        bits = max(1, (n - 1).bit_length())
+        self.window, self.bits, self.low = window, np.uint64(bits), np.uint64((1 << bits) - 1)
+        self.origin, span = float(window.min()), float(window.max() - window.min())
+        self.top = float(1 << (62 - bits))
+        self.scale = self.top / span if span > 0 else 0.0
+        keys = np.subtract(window, self.origin)
+        keys *= self.scale  # in [0, top (1 + 2^-52)]: no clipping needed
+        keys = keys.astype(np.uint64)
+        keys <<= self.bits
+        keys |= np.arange(n, dtype=np.uint64)
+        keys.sort()
+        self.keys = keys
+        self.order = order = (keys & self.low).view(np.int64)  # below 2^bits: the same integers
+        at = np.flatnonzero(np.diff(keys) <= self.low)  # candidates: every pair with equal quantised times is one
+        at = at[(keys[at] >> self.bits) == (keys[at + 1] >> self.bits)]  # sorted positions i with i + 1 equal
+        self.collided = bool(at.size)
+        if self.collided:
+            members = np.union1d(at, at + 1)
+            starts = np.ones(members.size, dtype=bool)  # a run of equal quantised times begins here
+            starts[1:] = ~np.isin(members[:-1], at) | (members[1:] != members[:-1] + 1)
+            idx = order[members]
+            key = (idx % P) * n_rows + idx // P  # worker-major index within the window
+            order[members] = idx[np.lexsort((key, window[idx], np.cumsum(starts)))]
+            ranked = window[order[members]]
+            equal = (members[1:] == members[:-1] + 1) & (ranked[1:] == ranked[:-1])
+            self.tied = np.union1d(members[:-1][equal], members[1:][equal])  # sorted positions in a run of equal times
+        else:
+            self.tied = np.zeros(0, dtype=np.int64)
+
+    def _quantised(self, times: np.ndarray) -> np.ndarray:
+        """Fixed-point times, non-decreasing in the time (rounding is monotone), clipped to the range."""
+        return np.clip((times - self.origin) * self.scale, 0.0, self.top).astype(np.uint64)
+
+    def at_or_before(self, times: np.ndarray) -> np.ndarray:
+        """How many of the window's commits have a time <= each of ``times``."""
+        times = np.asarray(times, dtype=float)
+        q = self._quantised(times) << self.bits
+        below = np.searchsorted(self.keys, q, side="left")  # a smaller quantised time: an earlier time
+        upto = np.searchsorted(self.keys, q | self.low, side="right")
+        for i in np.flatnonzero(upto > below):  # the same quantised time: compare the times themselves
+            span = self.window[self.order[below[i]:upto[i]]]
+            below[i] += int(np.count_nonzero(span <= times[i]))
+        return below
