@@ -97,10 +97,13 @@ _METADATA: dict[str, dict[str, Any]] = {
 
 
 def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
-    """The figure as PNG, SVG or PDF bytes, deterministic for the same figure (no timestamp)."""
+    """The figure as PNG, SVG or PDF bytes, deterministic for the same figure (no timestamp).
+
+    The PNG is cropped to its contents; the vector files keep the constrained layout's page,
+    which saves a drawing pass (a quarter of their time)."""
     buf = io.BytesIO()
     with matplotlib.rc_context(STYLE):
-        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_METADATA[fmt])
+        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight" if fmt == "png" else None, metadata=_METADATA[fmt])
     return buf.getvalue()
 
 
@@ -155,7 +158,7 @@ def _objective_scale(ax: Any, values: pd.Series, targets: Iterable[float]) -> No
     marks = sorted({float(t) for t in targets if t is not None and math.isfinite(float(t))})
     if len(values) and (values > 0).all() and all(t > 0 for t in marks):
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     for t in marks:
         ax.axhline(t, color="0.25", lw=0.9, ls=(0, (1, 1.5)), zorder=1)
