@@ -1,14 +1,18 @@
 """``build_report(dirs, out)``: run or sweep directories in, one self-contained HTML file out.
 
-The HTML embeds every figure as a base64 data URI and inlines its CSS; the same PNGs are
-written beside it in ``<out stem>_files/``.  Sections whose data are missing (no layered model,
-no real run, no time to target, ...) say so in one line instead of drawing an empty figure.
+The HTML embeds every figure as a base64 data URI and inlines its CSS; the same figures are
+written beside it in ``<out stem>_files/`` as PNG, SVG and PDF.  That folder is sspsim's
+(sspsim.outdir's marker): a folder of that name that sspsim did not create is never written
+into.  Sections whose data are missing (no layered model, no real run, no time to target, ...)
+say so in one line instead of drawing an empty figure.  Predicted against measured pairs runs
+as ``sspsim compare`` does, and prints what it prints.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from sspsim.errors import InputError
+from sspsim.outdir import MARKER, read_marker, write_marker
 from sspsim.reports import data as D
 from sspsim.reports import figures as F
 from sspsim.reports.html import FigureSink, esc, note, page, section, table
@@ -34,25 +39,37 @@ class Report:
     sections: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     runs: int = 0
+    vectors: list[Path] = field(default_factory=list)  # the SVG and PDF beside each PNG
 
 
-def build_report(dirs: list[Path], out: Path, *, title: str | None = None) -> Path:
-    """Write the report of ``dirs`` (run directories or sweep directories) to ``out``; return its path."""
-    return make_report(dirs, out, title=title).path
+Pairs = list[tuple[str | Path, str | Path]]
 
 
-def make_report(dirs: Iterable[str | Path], out: str | Path, *, title: str | None = None) -> Report:
+def build_report(dirs: list[Path], out: Path, *, title: str | None = None, pairs: Pairs | None = None,
+                 vectors: bool = True) -> Path:
+    """Write the report of ``dirs`` (run directories or sweep directories) to ``out``; return its path.
+
+    ``pairs``: the (simulated, real) run directories to compare; default, each real run with its
+    prediction as :func:`sspsim.comparison.pair_runs` chooses it.  ``vectors``: write each figure
+    as SVG and PDF beside its PNG.
+    """
+    return make_report(dirs, out, title=title, pairs=pairs, vectors=vectors).path
+
+
+def make_report(dirs: Iterable[str | Path], out: str | Path, *, title: str | None = None,
+                pairs: Pairs | None = None, vectors: bool = True) -> Report:
     """:func:`build_report`, returning the figure files and the sections written or skipped as well."""
     out = Path(out)
     if out.is_dir():
         raise InputError("-o", str(out), "is a directory; give the HTML file to write, e.g. report.html")
     sources, entries = D.expand_dirs(dirs)
-    folder = out.with_name(out.stem + "_files")
-    if folder.exists() and not folder.is_dir():
-        raise InputError("-o", str(out), f"{folder} exists and is not a folder (the figures go there)")
-    _clear_old_figures(folder)
-    sink = FigureSink(folder)
-    report = Report(out, sink.files, runs=len(entries))
+    chosen = D.pair_sim_real(entries, pairs) if pairs else None
+    folder = figures_folder(out)
+    check_figures_folder(out)
+    _prepare_figures_folder(folder, out)
+    sink = FigureSink(folder, write_vectors=vectors)
+    styles = F.run_styles((e.label, e.backend) for e in entries)
+    report = Report(out, sink.files, runs=len(entries), vectors=sink.vectors)
     parts: list[tuple[str, str, str]] = []  # (anchor, title, html)
 
     def add(anchor: str, name: str, body: str | None, why: str | None = None) -> None:
@@ -65,13 +82,14 @@ def make_report(dirs: Iterable[str | Path], out: str | Path, *, title: str | Non
 
     add("runs", "Runs", _runs_section(sources, entries))
     for anchor, name, builder in (
-        ("objective-time", "Objective against time", lambda: _objective_section(entries, sink, "time")),
-        ("objective-updates", "Objective against updates", lambda: _objective_section(entries, sink, "updates")),
-        ("staleness", "Staleness", lambda: _staleness_section(entries, sink)),
+        ("objective-time", "Objective against time", lambda: _objective_section(entries, sink, "time", styles)),
+        ("objective-updates", "Objective against updates",
+         lambda: _objective_section(entries, sink, "updates", styles)),
+        ("staleness", "Staleness", lambda: _staleness_section(entries, sink, styles)),
         ("time-split", "Where the time went, per worker", lambda: _time_split_section(entries, sink)),
-        ("layers", "Per-layer convergence", lambda: _layers_section(entries, sink)),
+        ("layers", "Per-layer convergence", lambda: _layers_section(entries, sink, styles)),
         ("speedup", "Speedup against workers", lambda: _speedup_section(entries, sink)),
-        ("predicted-measured", "Predicted against measured", lambda: _overlay_section(entries, sink)),
+        ("predicted-measured", "Predicted against measured", lambda: _overlay_section(entries, sink, styles, chosen)),
     ):
         body, why = builder()
         add(anchor, name, body, why)
@@ -111,11 +129,40 @@ def _umask() -> int:
     return mask
 
 
-def _clear_old_figures(folder: Path) -> None:
-    """Remove the PNGs a previous build wrote (``NN-name.png``), nothing else."""
+FIGURE_FILE = re.compile(r"^[0-9]{2,}-[a-z0-9-]+\.(png|svg|pdf)$")
+"""The names of the figure files a report writes (``NN-name.png``, ``.svg``, ``.pdf``)."""
+
+
+def figures_folder(out: Path) -> Path:
+    """Where the figures of the report ``out`` go: ``<out stem>_files/`` beside it."""
+    return out.with_name(out.stem + "_files")
+
+
+def check_figures_folder(out: str | Path) -> None:
+    """InputError unless sspsim may write the figures folder of ``out``: absent, empty, marked as
+    sspsim's, or holding only figure files (what sspsim wrote before it marked the folder)."""
+    out = Path(out)
+    folder = figures_folder(out)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise InputError("-o", str(out), f"{folder} exists and is not a folder (the figures go there)")
+    if read_marker(folder) is not None:
+        return
+    if all(p.is_file() and FIGURE_FILE.match(p.name) for p in folder.iterdir()):
+        return
+    raise InputError("-o", str(out), f"{folder} (where the figures go) exists and was not created by sspsim "
+                     f"(no {MARKER} marker); sspsim never writes into it: choose another -o")
+
+
+def _prepare_figures_folder(folder: Path, out: Path) -> None:
+    """Mark ``folder`` as sspsim's and remove the figure files a previous build wrote, nothing else."""
     if folder.is_dir():
-        for f in folder.glob("[0-9][0-9]-*.png"):
-            f.unlink()
+        for f in folder.iterdir():
+            if f.is_file() and FIGURE_FILE.match(f.name):
+                f.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_marker(folder, "report-figures", report=out.name)
 
 
 def _version() -> str:
@@ -152,7 +199,7 @@ def _runs_section(sources: list[D.Source], entries: list[D.RunEntry]) -> str:
     return text + table(header, rows, classes=num)
 
 
-def _objective_section(entries: list[D.RunEntry], sink: FigureSink, x: str) -> Section:
+def _objective_section(entries: list[D.RunEntry], sink: FigureSink, x: str, styles: F.Styles) -> Section:
     df = D.evals_long(entries)
     if x == "updates" and "updates" in df.columns:
         df = df.dropna(subset=["updates"])
@@ -160,23 +207,25 @@ def _objective_section(entries: list[D.RunEntry], sink: FigureSink, x: str) -> S
         return None, "no run has an objective in evals.csv (problem.kind = 'none', or no evaluations)"
     if x == "time":
         what = ("The full training objective (evals.csv) against wall time of the run (simulated seconds for "
-                "sim runs, wall clock for real ones), one line per run, coloured by the staleness bound s.")
+                "sim runs, wall clock for real ones), one line per run, each run in its own colour and line style "
+                "(beside real runs, simulated ones are dashed and real ones solid); log scale when the objective "
+                "is positive, the target objective ([run] target) dotted.")
     else:
         what = ("The same objective against the number of updates the server had applied: this separates "
                 "statistical efficiency (progress per update) from hardware efficiency (updates per second); "
                 "curves for small s should nearly overlap.")
-    fig = F.objective_figure(df, x=x)
+    fig = F.objective_figure(df, x=x, styles=styles)
     return _what(what) + sink.add(fig, f"objective-{x}", f"Objective against {'time' if x == 'time' else 'updates applied'}."), None
 
 
-def _staleness_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
+def _staleness_section(entries: list[D.RunEntry], sink: FigureSink, styles: F.Styles) -> Section:
     counts = D.staleness_counts(entries)
     if counts.empty:
         return None, "no run has a trace.csv or a staleness histogram"
     what = ("How stale each run's reads were: clock staleness (c - 1 - visible clock, never above s under SSP) and "
             "update staleness (updates committed before this one that its read missed, the delay of "
-            "asynchronous-SGD theory); the dashed line is the mean.")
-    body = _what(what) + sink.add(F.staleness_figure(counts), "staleness", "Staleness histograms per run (fraction of reads).")
+            "asynchronous-SGD theory); the dashed line is the mean.  Each panel has its own axes.")
+    body = _what(what) + sink.add(F.staleness_figure(counts, styles), "staleness", "Staleness histograms per run (fraction of reads).")
     rows = []
     for label, g in counts.groupby("label", sort=False):
         c = g[g["measure"] == "clock"]
@@ -221,14 +270,14 @@ def _time_split_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
     return body, None
 
 
-def _layers_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
+def _layers_section(entries: list[D.RunEntry], sink: FigureSink, styles: F.Styles) -> Section:
     df = D.layers_long(entries)
     if df.empty:
         return None, "no layered model (evals.csv has no grad_norm_<layer> / weight_norm_<layer> columns)"
     what = ("For layered models (mlp, timit_like): each layer's full-gradient norm (log scale) and weight norm "
             "against time, from evals.csv, one line per run. Layerwise convergence shows as every layer's "
             "gradient norm falling.")
-    fig = F.layers_figure(df, x="time")
+    fig = F.layers_figure(df, x="time", styles=styles)
     return _what(what) + sink.add(fig, "layers", "Per-layer gradient and weight norms against time."), None
 
 
@@ -281,48 +330,60 @@ def _fidelity_limits(real: D.RunEntry) -> str:
     return _what(text) if text else ""
 
 
-def _overlay_section(entries: list[D.RunEntry], sink: FigureSink) -> Section:
+def _overlay_section(entries: list[D.RunEntry], sink: FigureSink, styles: F.Styles,
+                     chosen: list[tuple[D.RunEntry, D.RunEntry]] | None) -> Section:
     reals = [e for e in entries if e.backend == "real"]
     if not reals:
         return None, "no real run (backend = \"real\") among the runs"
-    pairs = D.pair_sim_real(entries)
+    pairs = chosen if chosen is not None else D.pair_sim_real(entries)
     if not pairs:
         return None, ("no simulated run of the same experiment as a real run (same workers.count, staleness, "
                       "read_policy, clocks and problem)")
-    from sspsim.comparison import METRICS, compare_runs
+    from sspsim.comparison import EXACT_TITLE, calibrated, compare_runs
 
-    names = dict(METRICS)
     frames = []
     tables = []
+    header = ["metric", "predicted (sim)", "measured (real)", "error"]
+    classes = ["", "num", "num", "num"]
     for sim, real in pairs:
-        name = f"P={real.P} s={D.staleness_text(real.s)} {real.policy}, {real.clocks} clocks: {sim.path.name} vs {real.path.name}"
+        name = f"{sim.label} against {real.label}"
         for e in (sim, real):
             ev = e.evals()
             if ev is not None and "objective" in ev.columns:
-                frames.append(pd.DataFrame({"pair": name, "backend": e.backend, "time": ev["time"], "objective": ev["objective"]}))
+                frames.append(pd.DataFrame({"pair": name, "label": e.label, "backend": e.backend, "time": ev["time"],
+                                            "objective": ev["objective"], "target": D.target(e)}))
         try:
             comp = compare_runs(sim.path, real.path)
         except InputError as exc:
             tables.append(f"<h3>{esc(name)}</h3>" + note(f"compare_runs refused this pair: {exc}"))
             continue
-        rows = [[names.get(m.name, m.name), D.fmt(m.predicted), D.fmt(m.measured),
-                 "\u2014" if m.error is None else f"{100 * m.error:.1f} %"] for m in comp.metrics]
-        g = comp.geomean_error
-        rows.append(["geometric mean of the errors", "", "", "\u2014" if g is None else f"{100 * g:.1f} %"])
-        tables.append(f"<h3>{esc(name)}</h3>" + _what(f"simulated: {comp.simulated}; measured: {comp.measured}.")
-                      + table(["metric", "predicted (sim)", "measured (real)", "error"], rows,
-                              classes=["", "num", "num", "num"]) + _fidelity_limits(real))
-    what = ("Where a simulated run and a real run describe the same experiment (same workers, staleness, read "
-            "policy, clocks and problem), the simulator's prediction (dashed) is drawn over the measurement "
-            "(solid), and sspsim.comparison's metrics give the relative error of each prediction and their "
-            "geometric mean.")
+        how = "calibrated (its config has a [calibration] table)" if calibrated(sim.config) else "not calibrated"
+        text = (_what(f"sspsim compare {sim.path} {real.path}: simulated {how}.")
+                + f'<p class="headline">{esc(comp.headline)}</p>'
+                + table(header, [_comparison_row(r) for r in comp.rows()], classes=classes))
+        exact = comp.rows(by_construction=True)
+        if exact:
+            text += _what(EXACT_TITLE[0].upper() + EXACT_TITLE[1:] + ":") + table(
+                header, [_comparison_row(r) for r in exact], classes=classes)
+        tables.append(f"<h3>{esc(name)}</h3>" + text + _fidelity_limits(real))
+    how = ("Each real run is paired with its prediction, the simulated run of the same experiment (same workers, "
+           "staleness, read policy, clocks and problem) that sspsim compare should be given: a calibrated one "
+           "(its config has a [calibration] table) first." if chosen is None else "The pairs are those chosen with --pair.")
+    what = (f"{how} The prediction (dashed) is drawn over the measurement (solid), each run in its colour, and each "
+            "table is what sspsim compare prints for its pair: the largest timing error as the headline, every "
+            "metric's error, and the metrics equal by construction apart.")
     body = _what(what)
     if frames:
-        body += sink.add(F.overlay_figure(pd.concat(frames, ignore_index=True)), "predicted-vs-measured",
+        body += sink.add(F.overlay_figure(pd.concat(frames, ignore_index=True), styles), "predicted-vs-measured",
                          "Objective against time: predicted (sim, dashed) and measured (real, solid).")
     else:
         body += note("Neither run of any pair has an objective in evals.csv; only the metrics are compared.")
     return body + "\n".join(tables), None
+
+
+def _comparison_row(row: tuple[str, float | None, float | None, str | None]) -> list[str]:
+    label, predicted, measured, error = row
+    return [label, D.fmt(predicted), D.fmt(measured), "\u2014" if error is None else error]
 
 
 # -- verdicts ----------------------------------------------------------------------------------------
@@ -391,11 +452,16 @@ def _count(vs: list[Any], outcome: str) -> int:
     return sum(1 for v in vs if v.outcome.value == outcome)
 
 
+def _reference(reference: str, tag: str) -> str:
+    """A verdict's reference with its evidence tag once (``Reference.__str__`` already ends with it)."""
+    return reference if reference.rstrip().endswith(f"[{tag}]") else f"{reference} [{tag}]"
+
+
 def _verdict_block(title: str, vs: list[Any], open_: bool = False) -> str:
     rows, classes = [], []
     for v in vs:
         rows.append([esc(v.theorem), esc(v.outcome.value), esc(D.fmt(v.measured)), esc(D.fmt(v.bound)),
-                     esc(D.fmt(v.ratio, 3)), esc(f"{v.reference} [{v.tag}]"), esc(v.detail)])
+                     esc(D.fmt(v.ratio, 3)), esc(_reference(v.reference, v.tag)), esc(v.detail)])
         classes.append(v.outcome.value)
     bad = _count(vs, "violated")
     summary = (f"{title}: {_count(vs, 'holds')} hold, {bad} violated, {_count(vs, 'not_applicable')} not applicable")

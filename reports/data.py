@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sspsim.comparison import calibrated, mismatch, pair_runs
 from sspsim.errors import InputError
 from sspsim.rundir import Run, read_runs
 
@@ -34,6 +35,7 @@ __all__ = [
     "staleness_counts",
     "staleness_text",
     "stragglers",
+    "target",
     "time_split",
 ]
 
@@ -188,7 +190,7 @@ def label_runs(entries: list[RunEntry]) -> None:
     """Give each run a short label from the config keys that distinguish it.
 
     Always ``P=<workers> s=<staleness>``; the backend and read policy when they differ between
-    runs; then other differing config keys (``problem.kind``, ``run.seed``, ...) until labels are
+    runs; "calibrated" on a calibrated simulation beside uncalibrated ones; then other differing config keys (``problem.kind``, ``run.seed``, ...) until labels are
     unique; finally the directory name.
     """
     if not entries:
@@ -198,6 +200,7 @@ def label_runs(entries: list[RunEntry]) -> None:
     flats = [{"backend": e.backend, **_flat({k: v for k, v in e.config.items() if k not in METADATA_SECTIONS})}
              for e in entries]
     varying = {k for k in set().union(*flats) if len({f.get(k) for f in flats}) > 1}
+    mixed_calibration = len({calibrated(e.config) for e in entries if e.backend == "sim"}) > 1
 
     def base(e: RunEntry, f: dict[str, str]) -> list[str]:
         parts = []
@@ -206,6 +209,8 @@ def label_runs(entries: list[RunEntry]) -> None:
         parts += [f"P={e.P}", f"s={staleness_text(e.s)}"]
         if "consistency.read_policy" in varying:
             parts.append(e.policy)
+        if mixed_calibration and calibrated(e.config):
+            parts.append("calibrated")
         return parts
 
     labels = [base(e, f) for e, f in zip(entries, flats)]
@@ -262,8 +267,15 @@ def _common(e: RunEntry) -> dict[str, Any]:
             "problem": e.problem, "backend": e.backend}
 
 
+def target(e: RunEntry) -> float:
+    """The run's target objective (``[run] target``), NaN when it has none."""
+    t = _num(e.config.get("run", {}).get("target"))
+    return math.nan if t is None else t
+
+
 def evals_long(entries: Iterable[RunEntry]) -> pd.DataFrame:
-    """Objective against time and updates, one block of rows per run (runs without an objective skipped)."""
+    """Objective against time and updates, one block of rows per run (runs without an objective skipped),
+    with the run's target objective (NaN when it has none)."""
     frames = []
     for e in entries:
         ev = e.evals()
@@ -273,9 +285,11 @@ def evals_long(entries: Iterable[RunEntry]) -> pd.DataFrame:
         df = ev[cols].copy()
         for k, v in _common(e).items():
             df[k] = v
+        df["target"] = target(e)
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["label", "staleness", "s", "P", "problem", "backend", "time", "updates", "objective"])
+        return pd.DataFrame(columns=["label", "staleness", "s", "P", "problem", "backend", "time", "updates", "objective",
+                                     "target"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -451,19 +465,38 @@ def _num(v: Any) -> float | None:
 
 # -- predicted against measured -----------------------------------------------------------------
 
-def pair_sim_real(entries: list[RunEntry]) -> list[tuple[RunEntry, RunEntry]]:
-    """(sim, real) pairs of the same experiment: same workers.count, staleness, read policy, clocks, problem.
-
-    Each real run is paired with one simulated run (the one with the same seed when there is one).
+def pair_sim_real(entries: list[RunEntry], chosen: list[tuple[str | Path, str | Path]] | None = None
+                  ) -> list[tuple[RunEntry, RunEntry]]:
+    """(sim, real) pairs: the prediction of each real run, by :func:`sspsim.comparison.pair_runs` (the
+    rule ``compare`` uses: same experiment, a calibrated simulation first), or the pairs ``chosen``
+    (``--pair SIM REAL``), each checked: both among ``entries``, SIM simulated, REAL real, complete,
+    and of the same experiment.  InputError (field ``--pair``) names the first bad one.
     """
-    sims = [e for e in entries if e.backend == "sim"]
+    if chosen is None:
+        by_run = {id(e.run): e for e in entries}
+        sims = [e.run for e in entries if e.backend == "sim"]
+        reals = [e.run for e in entries if e.backend == "real"]
+        return [(by_run[id(s)], by_run[id(r)]) for s, r in pair_runs(sims, reals)]
+    by_path = {e.path.resolve(): e for e in entries}
     pairs = []
-    for real in (e for e in entries if e.backend == "real"):
-        same = [s for s in sims if (s.P, s.s, s.policy, s.clocks, s.problem) == (real.P, real.s, real.policy, real.clocks, real.problem)]
-        if not same:
-            continue
-        same.sort(key=lambda s: (s.seed != real.seed,))
-        pairs.append((same[0], real))
+    for sim_dir, real_dir in chosen:
+        found = []
+        for d, role, backend in ((sim_dir, "SIM", "sim"), (real_dir, "REAL", "real")):
+            e = by_path.get(Path(d).resolve())
+            if e is None:
+                raise InputError("--pair", str(d), f"{role} is not one of the report's runs (give it as a DIR, "
+                                 "or as a run inside a sweep DIR)")
+            if e.backend != backend:
+                raise InputError("--pair", str(d), f"{role} must be a run of backend {backend!r}; this one is "
+                                 f"{e.backend!r}")
+            if not e.complete:
+                raise InputError("--pair", str(d), f"{role} is not a complete run (status {e.meta.get('status')!r})")
+            found.append(e)
+        differ = mismatch(found[0].config, found[1].config)
+        if differ is not None:
+            raise InputError("--pair", f"{sim_dir} {real_dir}", f"{differ[0]} differs ({differ[1]}); SIM and REAL "
+                             "must describe the same experiment")
+        pairs.append((found[0], found[1]))
     return pairs
 
 

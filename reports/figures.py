@@ -3,7 +3,12 @@
 This module (with the rest of ``reports``) is the only place that imports seaborn and
 matplotlib.  Figures are built on the Agg canvas directly (``matplotlib.figure.Figure``, not
 pyplot), so nothing touches the global backend or leaks open figures, and the same data always
-give the same PNG bytes (:func:`png_bytes` writes no timestamp or software tag).
+give the same PNG, SVG and PDF bytes (:func:`figure_bytes` writes no timestamp).
+
+Runs are told apart by colour *and* line style (:func:`run_styles`): colours from the Okabe-Ito
+palette (categorical, readable with colour-blindness), and, beside real runs, simulated runs
+dashed and real runs solid; otherwise a line-style cycle that is out of step with the colours.
+The objective is drawn on a log scale when it is positive, with the target objective marked.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import functools
 import io
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import matplotlib
@@ -24,16 +30,25 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sspsim.outdir import FILE_MARK
+
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 __all__ = [
+    "FORMATS",
+    "PALETTE",
+    "RunStyle",
+    "Styles",
+    "categorical",
     "cost_of_staleness_figure",
+    "figure_bytes",
     "final_objective_figure",
     "layers_figure",
     "objective_figure",
     "overlay_figure",
     "png_bytes",
+    "run_styles",
     "speedup_figure",
     "staleness_figure",
     "time_split_figure",
@@ -48,10 +63,17 @@ STYLE: dict[RcKeyType, Any] = {
     "axes.titlesize": 10,
     "legend.fontsize": 8,
     "legend.title_fontsize": 8,
+    "pdf.fonttype": 42,  # TrueType in the PDF, which journals accept (not Type 3)
+    "svg.hashsalt": "sspsim",  # the same SVG ids on every build
 }
 DPI = 100
 MANY = 12  # above this many runs in one panel, legends show staleness levels instead of run labels
 LINESTYLES = ("-", "--", ":", "-.")
+SIM_LINESTYLES = ("--", ":", "-.")
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000")
+"""Okabe & Ito's categorical palette (without its yellow, too pale on white)."""
+FORMATS = ("png", "svg", "pdf")
+"""Every figure is written in each of these formats."""
 SPLIT_COLORS = {"compute": "#4c72b0", "wait": "#dd8452", "communication": "#55a868"}
 SPLIT_NAMES = {"compute": "compute", "wait": "waiting at the gate", "communication": "communication"}
 
@@ -67,12 +89,81 @@ def _styled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG bytes, deterministic for the same figure (no metadata that changes)."""
+_METADATA: dict[str, dict[str, Any]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": FILE_MARK},
+    "pdf": {"CreationDate": None, "ModDate": None, "Creator": FILE_MARK, "Producer": None},
+}
+
+
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
+    """The figure as PNG, SVG or PDF bytes, deterministic for the same figure (no timestamp).
+
+    The PNG is cropped to its contents; the vector files keep the constrained layout's page,
+    which saves a drawing pass (a quarter of their time)."""
     buf = io.BytesIO()
     with matplotlib.rc_context(STYLE):
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight" if fmt == "png" else None, metadata=_METADATA[fmt])
     return buf.getvalue()
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes (:func:`figure_bytes`)."""
+    return figure_bytes(fig, "png")
+
+
+@dataclass(frozen=True)
+class RunStyle:
+    """How one run is drawn in every figure of a report."""
+
+    color: str
+    ls: str
+
+
+Styles = Mapping[str, RunStyle]
+"""A run label -> how the run is drawn."""
+
+
+def run_styles(runs: Iterable[tuple[str, str]]) -> dict[str, RunStyle]:
+    """(label, backend) of each run, in report order -> its colour and line style.
+
+    Colours cycle through :data:`PALETTE`.  When real and simulated runs are both present, real
+    runs are solid and simulated ones dashed (then dotted, dash-dotted); otherwise the line style
+    cycles too, one step out of phase after each round of colours, so no two of the first
+    ``len(PALETTE) * len(LINESTYLES)`` runs look alike.
+    """
+    runs = list(dict.fromkeys(runs))
+    mixed = len({b for _, b in runs} & {"sim", "real"}) == 2
+    out: dict[str, RunStyle] = {}
+    n_sim = 0
+    for i, (label, backend) in enumerate(runs):
+        color = PALETTE[i % len(PALETTE)]
+        if mixed:
+            ls = "-" if backend != "sim" else SIM_LINESTYLES[n_sim % len(SIM_LINESTYLES)]
+            n_sim += backend == "sim"
+        else:
+            ls = LINESTYLES[(i % len(PALETTE) + i // len(PALETTE)) % len(LINESTYLES)]
+        out.setdefault(label, RunStyle(color, ls))
+    return out
+
+
+def _styles_of(df: pd.DataFrame, styles: Mapping[str, RunStyle] | None) -> Mapping[str, RunStyle]:
+    if styles is not None and set(df["label"]) <= set(styles):
+        return styles
+    return run_styles(zip(df["label"], df["backend"] if "backend" in df.columns else ["?"] * len(df)))
+
+
+def _objective_scale(ax: Any, values: pd.Series, targets: Iterable[float]) -> None:
+    """Log scale when every objective is positive; each finite target drawn as a labelled line."""
+    marks = sorted({float(t) for t in targets if t is not None and math.isfinite(float(t))})
+    if len(values) and (values > 0).all() and all(t > 0 for t in marks):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    for t in marks:
+        ax.axhline(t, color="0.25", lw=0.9, ls=(0, (1, 1.5)), zorder=1)
+        ax.annotate(f"target {t:g}", (1.0, t), xycoords=("axes fraction", "data"), xytext=(-3, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color="0.25")
 
 
 def _figure(nrows: int, ncols: int, w: float, h: float, **kw: Any) -> tuple[Figure, np.ndarray]:
@@ -92,30 +183,35 @@ def _s_key(text: str) -> float:
     return math.inf if v == "inf" else float(v)
 
 
+def categorical(values: Iterable[Any]) -> dict[Any, str]:
+    """Each value, in the order given (duplicates dropped), -> a colour of :data:`PALETTE`."""
+    return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(dict.fromkeys(values))}
+
+
 def staleness_palette(levels: Iterable[str]) -> dict[str, Any]:
-    """Staleness level text ("s=3") -> colour; ordered from BSP (dark) to ASP (light)."""
-    levels = sorted(set(levels), key=_s_key)
-    if len(levels) == 1:
-        return {levels[0]: sns.color_palette("deep")[0]}
-    colors = sns.color_palette("viridis", len(levels))
-    return dict(zip(levels, colors))
+    """Staleness level text ("s=3") -> a categorical colour, in order from BSP to ASP."""
+    return categorical(sorted(set(levels), key=_s_key))
 
 
 def _palette(df: pd.DataFrame, hue: str) -> dict[Any, Any]:
     if hue == "staleness":
         return staleness_palette(df["staleness"])
-    values = sorted(set(df[hue]))
-    return dict(zip(values, sns.color_palette("flare" if len(values) > 1 else "deep", len(values))))
+    return categorical(sorted(set(df[hue])))
 
 
 def _draw_runs(ax: Any, df: pd.DataFrame, x: str, y: str, palette: dict[Any, Any], styles: dict[Any, str],
-               *, hue: str = "staleness", style_of: str = "P", lw: float = 1.6) -> int:
-    """One line per run (df rows grouped by label, in order of first appearance)."""
+               *, hue: str = "staleness", style_of: str = "P", lw: float = 1.6,
+               per_run: Mapping[str, RunStyle] | None = None) -> int:
+    """One line per run (df rows grouped by label, in order of first appearance): coloured by ``hue``
+    and styled by ``style_of``, or, given ``per_run``, in each run's own colour and line style."""
     n = 0
     for label, g in df.groupby("label", sort=False):
         g = g.sort_values(x)
-        ls = styles.get(g[style_of].iloc[0], "-")
-        ax.plot(g[x].to_numpy(), g[y].to_numpy(), color=palette[g[hue].iloc[0]], ls=ls, lw=lw, label=str(label))
+        if per_run is not None:
+            color, ls = per_run[str(label)].color, per_run[str(label)].ls
+        else:
+            color, ls = palette[g[hue].iloc[0]], styles.get(g[style_of].iloc[0], "-")
+        ax.plot(g[x].to_numpy(), g[y].to_numpy(), color=color, ls=ls, lw=lw, label=str(label))
         n += 1
     return n
 
@@ -141,12 +237,16 @@ def _styles(values: Iterable[Any]) -> dict[Any, str]:
 # -- (a), (b) objective ----------------------------------------------------------------------------
 
 @_styled
-def objective_figure(evals: pd.DataFrame, x: str = "time", hue: str = "staleness") -> Figure:
-    """Full objective against ``x`` ("time" or "updates"): one line per run, colour = ``hue``.
+def objective_figure(evals: pd.DataFrame, x: str = "time", hue: str = "staleness",
+                     styles: Mapping[str, RunStyle] | None = None) -> Figure:
+    """Full objective against ``x`` ("time" or "updates"), one line per run, on a log scale when it is
+    positive, with the target objective marked.
 
-    ``evals``: label, staleness ("s=3"), P, problem, time, updates, objective (see sspsim.reports.data.evals_long).
-    ``hue`` is "staleness" (line style then tells P apart) or "P" (line style tells s apart).
-    One panel per problem; with more than MANY runs, one panel per (problem, P) (hue staleness).
+    ``evals``: label, staleness ("s=3"), P, problem, backend, time, updates, objective, target (see
+    sspsim.reports.data.evals_long).  With ``hue`` "staleness" and up to MANY runs, each run has its own
+    colour and line style (``styles``, default :func:`run_styles` in order of appearance).  With more
+    runs, colour tells the staleness apart and line style P, one panel per (problem, P).  With ``hue``
+    "P", colour tells P apart and line style s.  One panel per problem.
     """
     problems = sorted(set(evals["problem"]))
     many = evals["label"].nunique() > MANY and hue == "staleness"
@@ -154,34 +254,38 @@ def objective_figure(evals: pd.DataFrame, x: str = "time", hue: str = "staleness
     fig, axes = _figure(len(problems), len(Ps), 5.2 if len(Ps) == 1 else 3.6, 3.4)
     palette = _palette(evals, hue)
     style_of = "P" if hue == "staleness" else "staleness"
-    styles = _styles(evals[style_of]) if not many else {}
+    per_run = _styles_of(evals, styles) if hue == "staleness" and not many else None
+    line_styles = _styles(evals[style_of]) if not many and per_run is None else {}
     for i, problem in enumerate(problems):
         for j, P in enumerate(Ps):
             ax = axes[i, j]
             sub = evals[(evals["problem"] == problem) & ((evals["P"] == P) if P is not None else True)]
-            n = _draw_runs(ax, sub, x, "objective", palette, styles, hue=hue, style_of=style_of)
+            n = _draw_runs(ax, sub, x, "objective", palette, line_styles, hue=hue, style_of=style_of, per_run=per_run)
+            _objective_scale(ax, sub["objective"], sub["target"] if "target" in sub.columns else ())
             ax.set_title(problem if P is None else f"{problem}, P={P}")
             ax.set_xlabel("time (s)" if x == "time" else "updates applied")
-            ax.set_ylabel("objective")
+            ax.set_ylabel("objective" + (" (log scale)" if ax.get_yscale() == "log" else ""))
             if n:
-                _legend(ax, sub, palette, styles, per_run=n <= MANY, hue=hue, style_name=style_of)
+                _legend(ax, sub, palette, line_styles, per_run=n <= MANY, hue=hue, style_name=style_of)
     return fig
 
 
 # -- (c) staleness ------------------------------------------------------------------------------------
 
 @_styled
-def staleness_figure(counts: pd.DataFrame) -> Figure:
+def staleness_figure(counts: pd.DataFrame, styles: Mapping[str, RunStyle] | None = None) -> Figure:
     """Staleness histograms per run: clock staleness and update staleness (fraction of reads).
 
     ``counts``: label, staleness, measure ("clock" | "update"), value, fraction.  Up to MANY runs:
-    one row of two bar panels per run.  More: two heatmaps, one row per run.
+    one row of two bar panels per run, in the run's colour (``styles``), each panel with its own
+    axes (a run whose reads are rarely stale is not flattened by another's scale).  More: two
+    heatmaps, one row per run.
     """
     labels = list(dict.fromkeys(counts["label"]))
     measures = [("clock", "clock staleness (clocks)"), ("update", "update staleness (updates missed)")]
     if len(labels) > MANY:
         return _staleness_heatmaps(counts, labels, measures)
-    palette = staleness_palette(counts["staleness"])
+    per_run = _styles_of(counts, styles)
     fig, axes = _figure(len(labels), 2, 3.4, 1.45)
     for i, label in enumerate(labels):
         for j, (measure, name) in enumerate(measures):
@@ -192,7 +296,7 @@ def staleness_figure(counts: pd.DataFrame) -> Figure:
                 ax.set_xticks([])
             else:
                 ax.bar(g["value"].to_numpy(), g["fraction"].to_numpy(), width=0.85,
-                       color=palette[g["staleness"].iloc[0]], edgecolor="none")
+                       color=per_run[label].color, edgecolor="none")
                 top = int(g["value"].max())
                 ax.set_xlim(-0.7, top + 0.7)
                 if top <= 10:
@@ -202,7 +306,7 @@ def staleness_figure(counts: pd.DataFrame) -> Figure:
                 mean = float(np.average(g["value"], weights=g["fraction"]))
                 ax.axvline(mean, color="0.2", lw=1, ls="--")
                 ax.text(0.98, 0.9, f"mean {mean:.3g}", ha="right", va="top", transform=ax.transAxes, fontsize=8)
-            ax.set_ylim(0, 1.05)
+                ax.set_ylim(0, min(1.0, float(g["fraction"].max())) * 1.4)
             ax.set_title(f"{label}: {name}", fontsize=8)
     fig.supylabel("fraction of reads", fontsize=9)
     return fig
@@ -306,26 +410,28 @@ def time_split_figure(split: pd.DataFrame, stragglers: dict[str, list[tuple[int,
 
 
 def _straggler_title(named: dict[str, list[tuple[int, float]]]) -> str:
+    """The figure's title; the stragglers themselves are named once, where their bars are."""
     if not named:
         return "per-worker time: no stragglers (no worker's mean compute above 1.5x the median worker's)"
-    runs = "; ".join(f"{lab}: " + ", ".join(f"worker {w}" for w, _ in ws) for lab, ws in named.items())
-    return f"per-worker time; stragglers (mean compute > 1.5x median worker's): {runs}"
+    return "per-worker time; stragglers (mean compute > 1.5x the median worker's) named in red"
 
 
 # -- (e) per-layer -------------------------------------------------------------------------------------
 
 @_styled
-def layers_figure(layers: pd.DataFrame, x: str = "time") -> Figure:
+def layers_figure(layers: pd.DataFrame, x: str = "time", styles: Mapping[str, RunStyle] | None = None) -> Figure:
     """Per-layer full-gradient norm (log scale) and weight norm against ``x``, one line per run.
 
     ``layers``: label, staleness, P, problem, layer, time, updates, grad_norm, weight_norm.
-    Columns: layers; rows: gradient norm then weight norm, for each problem.
+    Columns: layers; rows: gradient norm then weight norm, for each problem.  Up to MANY runs, each
+    run in its own colour and line style (``styles``); more, colour = staleness and line style = P.
     """
     problems = sorted(set(layers["problem"]))
     names = sorted(set(layers["layer"]), key=_natural)
     fig, axes = _figure(2 * len(problems), len(names), 3.4, 2.5)
     palette = staleness_palette(layers["staleness"])
-    styles = _styles(layers["P"])
+    per_run = _styles_of(layers, styles) if layers["label"].nunique() <= MANY else None
+    styles_p = _styles(layers["P"])
     for i, problem in enumerate(problems):
         for j, name in enumerate(names):
             sub = layers[(layers["problem"] == problem) & (layers["layer"] == name)]
@@ -334,7 +440,7 @@ def layers_figure(layers: pd.DataFrame, x: str = "time") -> Figure:
                 if len(sub) == 0:
                     ax.set_visible(False)
                     continue
-                _draw_runs(ax, sub, x, col, palette, styles, lw=1.2)
+                _draw_runs(ax, sub, x, col, palette, styles_p, lw=1.2, per_run=per_run)
                 if col == "grad_norm" and (sub[col] > 0).all():
                     ax.set_yscale("log")
                 ax.set_title(f"{problem}: {name}, {ylab}")
@@ -346,7 +452,7 @@ def layers_figure(layers: pd.DataFrame, x: str = "time") -> Figure:
             found.setdefault(lab, h)
     if len(found) > MANY:
         handles = [Line2D([], [], color=palette[h], lw=2, label=h) for h in sorted(set(layers["staleness"]), key=_s_key)]
-        handles += [Line2D([], [], color="0.3", ls=ls, label=f"P={k}") for k, ls in styles.items()] if len(styles) > 1 else []
+        handles += [Line2D([], [], color="0.3", ls=ls, label=f"P={k}") for k, ls in styles_p.items()] if len(styles_p) > 1 else []
         found = {str(h.get_label()): h for h in handles}
     fig.legend(list(found.values()), list(found.keys()), loc="outside right upper", fontsize=7.5, frameon=False)
     return fig
@@ -397,24 +503,30 @@ def speedup_figure(table: pd.DataFrame, marks: Sequence[tuple[float, float, str]
 # -- (h) predicted against measured -------------------------------------------------------------------
 
 @_styled
-def overlay_figure(pairs: pd.DataFrame) -> Figure:
-    """Objective against time, simulated (dashed) over measured (solid), one panel per (sim, real) pair.
+def overlay_figure(pairs: pd.DataFrame, styles: Mapping[str, RunStyle] | None = None) -> Figure:
+    """Objective against time, predicted (sim) over measured (real), one panel per (sim, real) pair,
+    each run in its colour and line style (``styles``: simulated dashed, real solid), on a log scale
+    when positive, with the target marked.
 
-    ``pairs``: pair (panel title), backend ("sim" | "real"), time, objective.
+    ``pairs``: pair (panel title), label, backend ("sim" | "real"), time, objective, target.
     """
     names = list(dict.fromkeys(pairs["pair"]))
     ncols = min(2, len(names))
     nrows = math.ceil(len(names) / ncols)
     fig, axes = _figure(nrows, ncols, 4.8, 3.3)
-    colors = {"sim": "#4c72b0", "real": "#c44e52"}
+    per_run = _styles_of(pairs, styles)
     for ax, name in zip(axes.flat, names):
         sub = pairs[pairs["pair"] == name]
-        for backend, ls, what in (("real", "-", "measured (real)"), ("sim", "--", "predicted (sim)")):
+        for backend, what in (("real", "measured"), ("sim", "predicted")):
             g = sub[sub["backend"] == backend].sort_values("time")
-            ax.plot(g["time"], g["objective"], ls=ls, lw=1.8, color=colors[backend], label=what)
+            if len(g):
+                style = per_run[str(g["label"].iloc[0])]
+                ax.plot(g["time"], g["objective"], ls=style.ls, lw=1.8, color=style.color,
+                        label=f"{what}: {g['label'].iloc[0]}")
+        _objective_scale(ax, sub["objective"], sub["target"] if "target" in sub.columns else ())
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("objective")
+        ax.set_ylabel("objective" + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.legend(loc="best")
     _hide_unused(axes, len(names))
     return fig
@@ -453,7 +565,7 @@ def cost_of_staleness_figure(cells: pd.DataFrame) -> Figure:
     problems = sorted(set(cells["problem"]))
     fig, axes = _figure(1, len(problems), 4.4, 3.3)
     Ps = sorted(set(cells["P"]))
-    colors = dict(zip(Ps, sns.color_palette("flare", len(Ps))))
+    colors = categorical(Ps)
     for ax, problem in zip(axes.flat, problems):
         sub = cells[cells["problem"] == problem].copy()
         finite = sorted(v for v in set(sub["s"]) if math.isfinite(v))

@@ -31,11 +31,16 @@ p.what { margin: 0.3em 0 0.8em; }
 p.note, div.note { background: #f6f6f9; border-left: 4px solid #b9b9d0; padding: 0.45em 0.8em; color: #444; }
 figure { margin: 0.6em 0 1.4em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e4e4ea; }
-figcaption { font-size: 0.85em; color: #555; }
-table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 0.86em; }
-th, td { border: 1px solid #d8d8e0; padding: 0.25em 0.55em; text-align: left; vertical-align: top; }
+figcaption { font-size: 0.85em; color: #555; overflow-wrap: anywhere; }
+div.table { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.2em; }
+table { border-collapse: collapse; font-size: 0.86em; }
+table.wide { font-size: 0.76em; }
+th, td { border: 1px solid #d8d8e0; padding: 0.25em 0.55em; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+td { max-width: 36em; }
 th { background: #f0f0f5; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
+p.headline { font-weight: 600; }
 tr.holds td.outcome, span.holds, td.yes { color: #1b7a3a; font-weight: 600; }
 tr.violated td, td.no { background: #fdecec; }
 tr.violated td.outcome, span.violated, td.no { color: #b3261e; font-weight: 600; }
@@ -68,10 +73,17 @@ def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{esc(anchor)}">\n<h2>{esc(title)}</h2>\n{body}\n</section>'
 
 
+WIDE = 8
+"""Tables of this many columns or more get a smaller font (class "wide")."""
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, classes: Sequence[str] | None = None,
           row_classes: Sequence[str] | None = None, raw: bool = False) -> str:
-    """An HTML table.  Cells are escaped unless ``raw``; numbers are right-aligned via ``classes`` ("num")."""
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
+    """An HTML table that fits the page: it scrolls sideways inside its box when it must, long words
+    wrap, and wide tables use a smaller font.  Cells are escaped unless ``raw``; numbers are
+    right-aligned via ``classes`` ("num")."""
+    wide = ' class="wide"' if len(header) >= WIDE else ""
+    out = ['<div class="table">', f"<table{wide}>", "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
     for i, row in enumerate(rows):
         rc = f' class="{esc(row_classes[i])}"' if row_classes and row_classes[i] else ""
         cells = []
@@ -80,38 +92,46 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, classes: Sequ
             attr = f' class="{esc(cls)}"' if cls else ""
             cells.append(f"<td{attr}>{cell if raw else esc(cell)}</td>")
         out.append(f"<tr{rc}>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 
 @dataclass
 class FigureSink:
-    """Collects figures: PNG bytes embedded as data URIs, and (when ``folder`` is set) written there.
+    """Collects figures: PNG bytes embedded as data URIs, and (when ``folder`` is set) each figure
+    written there as ``NN-<name>.png``, ``.svg`` and ``.pdf`` (in order of addition).
 
-    ``add`` returns the <figure> HTML.  File names are ``NN-<name>.png`` in order of addition.
+    ``add`` returns the <figure> HTML, whose caption links the files.  ``files`` lists the PNGs,
+    ``vectors`` the SVG and PDF files (none when ``write_vectors`` is off: PNG only, three times
+    faster).  The caller prepares ``folder`` (sspsim's own, see build).
     """
 
     folder: Path | None = None
+    write_vectors: bool = True
     files: list[Path] = field(default_factory=list)
+    vectors: list[Path] = field(default_factory=list)
     count: int = 0
 
     def add(self, fig: Any, name: str, caption: str) -> str:
-        from sspsim.reports.figures import png_bytes
+        from sspsim.reports.figures import FORMATS, figure_bytes
 
-        data = png_bytes(fig)
+        data = figure_bytes(fig, "png")
         self.count += 1
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "figure"
-        filename = f"{self.count:02d}-{slug}.png"
+        stem = f"{self.count:02d}-{slug}"
         where = ""
         if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / filename
-            path.write_bytes(data)
-            self.files.append(path)
-            where = f" (file: {self.folder.name}/{filename})"
+            links = []
+            for fmt in FORMATS if self.write_vectors else ("png",):
+                path = self.folder / f"{stem}.{fmt}"
+                path.write_bytes(data if fmt == "png" else figure_bytes(fig, fmt))
+                (self.files if fmt == "png" else self.vectors).append(path)
+                href = f"{self.folder.name}/{path.name}"
+                links.append(f'<a href="{esc(href)}">{esc(fmt.upper())}</a>')
+            where = f" Files ({esc(self.folder.name)}/{esc(stem)}.*): " + ", ".join(links) + "."
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         return (f'<figure><img src="{uri}" alt="{esc(caption)}">'
-                f"<figcaption>Figure {self.count}. {esc(caption)}{esc(where)}</figcaption></figure>")
+                f"<figcaption>Figure {self.count}. {esc(caption)}{where}</figcaption></figure>")
 
 
 def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str) -> str:

@@ -32,7 +32,8 @@ from typing import Any
 from sspsim.errors import InputError
 from sspsim.rundir import Run, read_run
 
-__all__ = ["METRICS", "TIMING_METRICS", "Comparison", "Metric", "by_construction", "compare_runs"]
+__all__ = ["EXACT_TITLE", "EXPERIMENT_KEYS", "METRICS", "TIMING_METRICS", "Comparison", "Metric", "by_construction", "calibrated",
+           "compare_runs", "error_text", "mismatch", "pair_runs"]
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("mean_iteration_time", "mean iteration time (s)"),
@@ -44,6 +45,55 @@ METRICS: tuple[tuple[str, str], ...] = (
 )
 TIMING_METRICS = frozenset({"mean_iteration_time", "wait_fraction", "time_to_target", "throughput"})
 ERROR_FLOOR = 1e-3
+EXPERIMENT_KEYS: tuple[tuple[str, str], ...] = (
+    ("workers", "count"), ("consistency", "staleness"), ("consistency", "read_policy"), ("run", "clocks"),
+    ("problem", "kind"),
+)
+"""The config keys a prediction and its measurement must share: they describe the same experiment."""
+EXACT_TITLE = "equal by construction (the config fixes them whatever the timing; not a test of fidelity)"
+"""The heading of the metrics listed apart (``compare`` and the report print it)."""
+
+
+def mismatch(simulated: dict[str, Any], measured: dict[str, Any]) -> tuple[str, str] | None:
+    """The first of :data:`EXPERIMENT_KEYS` on which two resolved configs differ, as ("section.key",
+    "a vs b"); None when they describe the same experiment.  A key absent from ``simulated`` is not compared."""
+    for section, key in EXPERIMENT_KEYS:
+        mine = simulated.get(section) or {}
+        a, b = mine.get(key), (measured.get(section) or {}).get(key)
+        if a != b and key in mine:
+            return f"{section}.{key}", f"{a} vs {b}"
+    return None
+
+
+def calibrated(config: dict[str, Any]) -> bool:
+    """Was ``config`` written by ``sspsim calibrate``?  Its ``[calibration]`` table says so."""
+    return bool(config.get("calibration"))
+
+
+def pair_runs(simulated: list[Run], measured: list[Run]) -> list[tuple[Run, Run]]:
+    """The prediction of each measured run: (sim, real) pairs, one per measured run that has one.
+
+    A candidate is a simulated run of the same experiment (:func:`mismatch` is None).  Among
+    candidates, a calibrated simulation (:func:`calibrated`) comes first, then one with the same
+    seed, then the first given: the uncalibrated simulation of a config is not its prediction once
+    ``calibrate`` has measured the machine.
+    """
+    pairs = []
+    for real in measured:
+        theirs = real.meta.get("config") or {}
+        same = [s for s in simulated if mismatch(s.meta.get("config") or {}, theirs) is None]
+        if not same:
+            continue
+        seed = (theirs.get("run") or {}).get("seed")
+        best = min(same, key=lambda s: (not calibrated(s.meta.get("config") or {}),
+                                        ((s.meta.get("config") or {}).get("run") or {}).get("seed") != seed))
+        pairs.append((best, real))
+    return pairs
+
+
+def error_text(error: float | None) -> str | None:
+    """A relative error as ``compare`` prints it ("5.1 %"), None when there is none."""
+    return None if error is None else f"{100 * error:.1f} %"
 
 
 def by_construction(config: dict[str, Any]) -> frozenset[str]:
@@ -109,6 +159,21 @@ class Comparison:
             return None
         return math.exp(sum(math.log(max(e, ERROR_FLOOR)) for e in errors) / len(errors))
 
+    @property
+    def headline(self) -> str:
+        """The headline sentence of ``compare``: the largest timing error and its metric."""
+        error = self.max_timing_error
+        if error is None:
+            return "no timing metric could be compared"
+        return f"largest timing error: {error_text(error)} ({dict(METRICS)[self.worst_timing_metric or '']})"
+
+    def rows(self, *, by_construction: bool = False) -> list[tuple[str, float | None, float | None, str | None]]:
+        """The rows ``compare`` prints: (metric label, predicted, measured, error text), either the
+        metrics that test the prediction or (``by_construction``) those equal by construction."""
+        labels = dict(METRICS)
+        return [(labels[m.name], m.predicted, m.measured, error_text(m.error)) for m in self.metrics
+                if m.by_construction == by_construction]
+
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": [m.to_dict() for m in self.metrics], "max_timing_error": self.max_timing_error,
                 "worst_timing_metric": self.worst_timing_metric, "geomean_error": self.geomean_error,
@@ -126,11 +191,9 @@ def compare_runs(simulated: Run | str | Path, measured: Run | str | Path) -> Com
         if not run.complete:
             raise InputError(what, str(run.path), f"is not a complete run (status {run.meta.get('status')!r})")
     mine, theirs = sim.meta["config"], real.meta["config"]
-    for section in ("workers", "consistency", "run"):
-        for key in ("count", "staleness", "read_policy", "clocks"):
-            a, b = mine.get(section, {}).get(key), theirs.get(section, {}).get(key)
-            if a != b and key in mine.get(section, {}):
-                raise InputError(f"{section}.{key}", f"{a} vs {b}", "the two runs must describe the same experiment")
+    differ = mismatch(mine, theirs)
+    if differ is not None:
+        raise InputError(*differ, "the two runs must describe the same experiment")
     exact = by_construction(theirs)
     metrics = tuple(Metric(name, _get(sim, name), _get(real, name), name in exact) for name, _ in METRICS)
     return Comparison(metrics, str(sim.path), str(real.path))

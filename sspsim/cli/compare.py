@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     as the headline, and the metrics that are equal by construction apart.  Exit 1 when ``--max-error``
     is exceeded, else 0."""
     from sspsim.cli.console import print_table
-    from sspsim.comparison import METRICS, compare_runs
+    from sspsim.comparison import EXACT_TITLE, compare_runs
 
     with reading("SIM_DIR, REAL_DIR", f"{args.sim_dir}, {args.real_dir}"):
         result = compare_runs(args.sim_dir, args.real_dir)
@@ -48,20 +48,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.to_dict(), "max_error": args.max_error, "exceeded": exceeded}, indent=2))
         return 1 if exceeded else 0
-    labels = dict(METRICS)
-
-    def row(m: Any) -> tuple[Any, ...]:
-        return (labels[m.name], m.predicted, m.measured, None if m.error is None else f"{100 * m.error:.1f} %")
-
     title = f"predicted ({args.sim_dir}) against measured ({args.real_dir})"
-    caption = ("no timing metric could be compared" if headline is None else
-               f"largest timing error: {100 * headline:.1f} % ({labels[result.worst_timing_metric or '']})")
+    caption = result.headline
     if args.max_error is not None:
         caption += f"; limit {100 * args.max_error:.1f} %: {'EXCEEDED' if exceeded else 'within'}"
-    print_table(title, ("metric", "predicted", "measured", "error"),
-                [row(m) for m in result.metrics if not m.by_construction], caption=caption)
-    exact = [row(m) for m in result.metrics if m.by_construction]
+    columns = ("metric", "predicted", "measured", "error")
+    print_table(title, columns, result.rows(), caption=caption)
+    exact = result.rows(by_construction=True)
     if exact:
-        print_table("equal by construction (the config fixes them whatever the timing; not a test of fidelity)",
-                    ("metric", "predicted", "measured", "error"), exact)
+        print_table(EXACT_TITLE, columns, exact)
     return 1 if exceeded else 0

@@ -91,3 +91,17 @@ def test_compare_refuses_different_experiments(workflow: Path, tmp_path: Path) -
     sspsim.simulate(sspsim.load_config(workflow / "cal.toml", ["consistency.staleness=0"]), tmp_path / "other")
     proc = _sspsim("compare", str(tmp_path / "other"), str(workflow / "real"))
     assert proc.returncode == 2 and proc.stderr.startswith("sspsim: error: consistency.staleness")
+
+
+def test_report_pairs_the_real_run_with_the_calibrated_simulation(workflow: Path, tmp_path: Path) -> None:
+    """Beside the uncalibrated simulation of cfg.toml, the report compares the real run with the
+    calibrated one, and prints what `sspsim compare` prints for that pair."""
+    pytest.importorskip("seaborn", reason="the reports extra is not installed")
+    from sspsim.reports import make_report
+
+    sspsim.simulate(sspsim.load_config(workflow / "cfg.toml"), tmp_path / "plain")
+    report = make_report([tmp_path / "plain", workflow / "sim", workflow / "real"], tmp_path / "r.html", vectors=False)
+    section = report.path.read_text().split('id="predicted-measured"')[1].split("</section>")[0]
+    assert f"sspsim compare {workflow / 'sim'} {workflow / 'real'}" in section
+    assert f"sspsim compare {tmp_path / 'plain'} " not in section
+    assert f'<p class="headline">{compare_runs(workflow / "sim", workflow / "real").headline}</p>' in section
