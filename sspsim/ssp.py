@@ -283,11 +283,27 @@ class ClockTable:
 
         An admitted or released worker then calls :meth:`begin`, which does not ask the gate again.
         """
-        if self._state[worker] != _IDLE:
+        state = self._state
+        if state[worker]:
             raise ProtocolError(f"worker {worker} asks the gate before committing its last iteration")
-        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        need = self._clocks[worker] - self.staleness  # guaranteed_clock(clock + 1, s), inlined: the hot path
         if self._min >= need:
-            self._state[worker] = _ADMITTED
+            state[worker] = _ADMITTED
+            return True
+        self._held.setdefault(int(need), []).append(worker)
+        return False
+
+    def begin_or_hold(self, worker: int) -> bool:
+        """:meth:`begin` ``worker``'s next iteration if the gate is open (True), else hold it
+        (False) until a :meth:`commit` releases it, admitted, for its :meth:`begin`; one
+        evaluation of the gate either way (what :meth:`enter` and :meth:`begin` do, in one call).
+        """
+        state = self._state
+        if state[worker]:
+            raise ProtocolError(f"worker {worker} asks the gate before committing its last iteration")
+        need = self._clocks[worker] - self.staleness  # guaranteed_clock(clock + 1, s), inlined: the hot path
+        if self._min >= need:
+            state[worker] = _RUNNING
             return True
         self._held.setdefault(int(need), []).append(worker)
         return False
@@ -303,9 +319,12 @@ class ClockTable:
         """Record that ``worker`` begins iteration ``clock(worker) + 1``; the gate must allow it
         (asked here unless :meth:`enter` admitted the worker or a :meth:`commit` released it)."""
         state = self._state[worker]
+        if state == _ADMITTED:
+            self._state[worker] = _RUNNING
+            return
         if state == _RUNNING:
             raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
-        if state == _IDLE and self._min < guaranteed_clock(self._clocks[worker] + 1, self.staleness):
+        if self._min < guaranteed_clock(self._clocks[worker] + 1, self.staleness):
             raise ProtocolError(
                 f"worker {worker} begins iteration {self._clocks[worker] + 1} "
                 f"with min clock {self._min}, beyond staleness {self.staleness}"

@@ -115,26 +115,28 @@ def simulate_events(
     copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
     tick = max(1, total // 200)
-    enter, begin, peek, timeout = table.enter, table.begin, env.peek, env.timeout
+    durations = (cost + compute + cost).tolist()  # pull, compute, push
+    enter = table.begin_or_hold if lean else table.enter
+    begin, peek, timeout = table.begin, env.peek, env.timeout
     commits = 0  # lean: the server's commit count
     slowest = 0  # lean: the slowest committed clock after the last commit
 
     def worker(p: int):  # type: ignore[no-untyped-def]
         nonlocal commits, slowest
-        times = compute[p].tolist()
         first = p * clocks
-        for at in range(first, first + clocks):
+        for at, duration in enumerate(durations[p], first):
             if not enter(p):
                 gate = gates[p] = LateEvent(env)
                 yield gate  # released late in the instant (LateEvent.succeed_late)
+                if lean:
+                    begin(p)
             elif tie_sensitive and peek() == env.now:
                 yield LateEvent(env).succeed_late()
             admit[at] = env.now
             if lean:
-                begin(p)
                 visible[at] = slowest
                 reads[at] = commits
-                yield timeout(cost + times[at - first] + cost)
+                yield timeout(duration)
                 if apply_queue is not None:
                     with apply_queue.request() as slot:
                         yield slot
@@ -158,7 +160,7 @@ def simulate_events(
             if math_:
                 assert read.params is not None  # a server with math always returns the parameters
                 loss[at], grad = problem.loss_grad(read.params, sample_indices(seed, p, at - first + 1, batch, n))
-            yield timeout(cost + times[at - first] + cost)
+            yield timeout(duration)
             if apply_queue is not None:
                 with apply_queue.request() as slot:
                     yield slot
@@ -193,26 +195,30 @@ def simulate_events(
     shape = (workers, clocks)
     rec = Recording.empty(workers, clocks)
     rec.compute[:] = compute
-    rec.admit[:] = np.reshape(admit, shape)
+    rec.admit[:] = _array(admit, float, shape)
     rec.start[:] = rec.admit + cost
-    rec.commit[:] = np.reshape(commit, shape)
+    rec.commit[:] = _array(commit, float, shape)
     rec.wait[:, 0] = rec.admit[:, 0]
     rec.wait[:, 1:] = rec.admit[:, 1:] - rec.commit[:, :-1]  # admitted minus the worker's previous commit
-    rec.commit_index[:] = np.reshape(index, shape)
+    rec.commit_index[:] = _array(index, np.int64, shape)
     if lean:  # the read rule on whole arrays: what ParameterServer.read serves one read at a time
         iteration = np.arange(1, clocks + 1)
-        slowest_at = np.reshape(visible, shape)
-        whole = read_cutoff(policy, iteration, staleness, slowest_at)
+        whole = read_cutoff(policy, iteration, staleness, _array(visible, np.int64, shape))
         rec.visible[:] = read_visible(whole, iteration, workers)
-        rec.read_updates[:] = np.reshape(reads, shape) if policy == "eager" else read_count(whole, iteration, workers)
+        rec.read_updates[:] = _array(reads, np.int64, shape) if policy == "eager" else read_count(whole, iteration, workers)
         rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
     else:
-        rec.visible[:] = np.reshape(visible, shape)
-        rec.read_updates[:] = np.reshape(reads, shape)
-        rec.update_staleness[:] = np.reshape(tau, shape)
+        rec.visible[:] = _array(visible, np.int64, shape)
+        rec.read_updates[:] = _array(reads, np.int64, shape)
+        rec.update_staleness[:] = _array(tau, np.int64, shape)
         if math_:
-            rec.step[:] = np.reshape(step, shape)
-            rec.loss[:] = np.reshape(loss, shape)
+            rec.step[:] = _array(step, float, shape)
+            rec.loss[:] = _array(loss, float, shape)
     if not math_:
         rec.step[:] = np.nan
     return rec, evaluator.rows, audit
+
+
+def _array(values: list, dtype: type, shape: tuple[int, int]) -> np.ndarray:
+    """A flat list of Python numbers as a (workers x clocks) array."""
+    return np.fromiter(values, dtype, len(values)).reshape(shape)
