@@ -93,6 +93,21 @@ class ClockTableMachine(RuleBasedStateMachine):
             self.held.append(w)
 
     @rule(w=st.integers(0, 15))
+    def begin_or_hold(self, w: int) -> None:
+        w %= self.P
+        assume(w not in self.held)
+        if self.running[w] or w in self.admitted:
+            with pytest.raises(ProtocolError):
+                self.table.begin_or_hold(w)
+            return
+        if self.gate_open(w):
+            assert self.table.begin_or_hold(w) is True
+            self.running[w] = True
+        else:
+            assert self.table.begin_or_hold(w) is False
+            self.held.append(w)
+
+    @rule(w=st.integers(0, 15))
     def commit(self, w: int) -> None:
         w %= self.P
         if not self.running[w]:
