@@ -117,7 +117,7 @@ def simulate_events(
     tick = max(1, total // 200)
     durations = (cost + compute + cost).tolist()  # pull, compute, push
     enter = table.begin_or_hold if lean else table.enter
-    begin, peek, timeout = table.begin, env.peek, env.timeout
+    begin, release, peek, timeout = table.begin, table.commit, env.peek, env.timeout
     commits = 0  # lean: the server's commit count
     slowest = 0  # lean: the slowest committed clock after the last commit
 
@@ -141,7 +141,7 @@ def simulate_events(
                     with apply_queue.request() as slot:
                         yield slot
                         yield timeout(apply_time)
-                for q in table.commit(p):
+                for q in release(p):  # the commit: the workers it lets through
                     gates[q].succeed_late()  # type: ignore[union-attr]
                 commits += 1
                 now = commit[at] = env.now
