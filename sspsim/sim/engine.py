@@ -2,8 +2,8 @@
 
 One iteration of worker p (DESIGN §Semantics):
 
-1. ask the server's gate (the shared controller); if it says Wait, sleep until a commit
-   releases p;
+1. ask the server's gate (the shared controller) once (:meth:`~sspsim.ssp.ClockTable.enter`):
+   admitted, or held until a commit releases p;
 2. read the parameters (the read policy decides what the read holds); the pull travels for
    ``latency + bytes/bandwidth``;
 3. compute for the drawn time X[p, c]: the minibatch gradient at the parameters read;
