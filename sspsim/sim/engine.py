@@ -130,9 +130,11 @@ def simulate_events(
                 yield gate  # released late in the instant (LateEvent.succeed_late)
                 if lean:
                     begin(p)
-            elif tie_sensitive and peek() == env.now:
-                yield LateEvent(env).succeed_late()
-            admit[at] = env.now
+                admit[at] = env.now
+            else:
+                admit[at] = now = env.now
+                if tie_sensitive and peek() == now:
+                    yield LateEvent(env).succeed_late()  # the same instant, after its other events
             if lean:
                 visible[at] = slowest
                 reads[at] = commits
