@@ -81,9 +81,9 @@ def simulate_events(
 
     Each iteration asks the gate once (:meth:`~sspsim.ssp.ClockTable.enter`) and records into
     flat lists (index ``p * clocks + c - 1``) turned into arrays at the end.  A timing-only run
-    on the stock server allocates nothing per iteration but SimPy's events: it keeps the
-    slowest clock and the commit count at each read, and the read rule of :mod:`sspsim.ssp`
-    gives the read sets from them, on whole arrays, at the end.
+    on the stock server makes no per-iteration objects but SimPy's events (no Read or Commit
+    tuples, no step sizes): it keeps the slowest clock and the commit count at each read, and
+    the read rule of :mod:`sspsim.ssp` gives the read sets from them, on whole arrays, at the end.
     """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
