@@ -151,7 +151,7 @@ def simulate_events(
                 if table.min_clock != slowest:
                     slowest = table.min_clock
                     if evaluator.due(slowest):
-                        evaluator.rows.append(evaluator.row(None, now, slowest, commits))
+                        evaluator.rows.append(evaluator.row(None, float(now), slowest, commits))
                 if progress is not None and commits % tick == 0:
                     progress(commits, total)
                 continue
