@@ -147,7 +147,8 @@ class ParameterServer:
                 self._remember(worker, c, update)
         old_min = table.min_clock
         released = table.commit(worker)
-        completed = table.min_clock if table.min_clock != old_min else None
+        new_min = table.min_clock
+        completed = new_min if new_min != old_min else None
         if completed is not None and self._keeps_own:
             self._complete(completed)
         return Commit(index, tau, eta, update, released, completed)

@@ -184,6 +184,7 @@ class Wait:
 
 Decision: TypeAlias = "Proceed | Wait"
 _PROCEED: Final = Proceed()
+_IDLE, _ADMITTED, _RUNNING = 0, 1, 2  # a worker's state in the clock table
 
 
 class ClockTable:
@@ -191,7 +192,9 @@ class ClockTable:
 
     A worker's life is ``admit`` (ask), ``begin`` (start an iteration the gate allows),
     ``commit`` (the server applied it).  A worker the gate holds calls ``hold``; the
-    ``commit`` that lifts the slowest clock far enough returns it as released.
+    ``commit`` that lifts the slowest clock far enough returns it as released, and admitted:
+    its ``begin`` does not ask the gate again.  ``admit_or_hold`` asks and admits or holds in one
+    evaluation of the gate; ``enter`` also begins (the event engines' hot path).
 
     >>> table = ClockTable(workers=2, staleness=0)
     >>> table.begin(0); table.begin(1)
@@ -206,7 +209,7 @@ class ClockTable:
     (1, 1, 1)
     """
 
-    __slots__ = ("_clocks", "_counts", "_held", "_max", "_min", "_running", "staleness", "workers")
+    __slots__ = ("_clocks", "_counts", "_held", "_max", "_min", "_state", "staleness", "workers")
 
     def __init__(self, workers: int, staleness: Staleness) -> None:
         if workers < 1:
@@ -219,7 +222,7 @@ class ClockTable:
         self._counts: dict[int, int] = {0: workers}  # clock value -> how many workers hold it
         self._min = 0
         self._max = 0
-        self._running = [False] * workers
+        self._state = [_IDLE] * workers  # idle, admitted (the gate let it through) or running
         self._held: dict[int, list[int]] = {}  # required min clock -> workers held for it
 
     # -- queries -----------------------------------------------------------------------
@@ -243,7 +246,7 @@ class ClockTable:
 
     def running(self, worker: int) -> bool:
         """Whether ``worker`` has begun an iteration that is not committed yet."""
-        return self._running[worker]
+        return self._state[worker] == _RUNNING
 
     def admit(self, worker: int) -> Decision:
         """May ``worker`` begin its next iteration now?  :class:`Proceed` or :class:`Wait`."""
@@ -274,28 +277,27 @@ class ClockTable:
         return table
 
     # -- transitions -------------------------------------------------------------------
-    def hold(self, worker: int) -> None:
-        """Queue ``worker`` at the gate; a later :meth:`commit` returns it when it may begin."""
-        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
-        if self._min >= need:
-            raise ProtocolError(f"worker {worker} held although the gate is open")
-        self._held.setdefault(int(need), []).append(worker)
+    def admit_or_hold(self, worker: int) -> bool:
+        """Admit ``worker``'s next iteration (True), or hold it at the gate (False) until a
+        :meth:`commit` releases it; one evaluation of the gate either way.
 
-    def begin(self, worker: int) -> None:
-        """Record that ``worker`` begins iteration ``clock(worker) + 1``; the gate must allow it."""
-        if self._running[worker]:
-            raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
-        if self._min < guaranteed_clock(self._clocks[worker] + 1, self.staleness):
-            raise ProtocolError(
-                f"worker {worker} begins iteration {self._clocks[worker] + 1} "
-                f"with min clock {self._min}, beyond staleness {self.staleness}"
-            )
-        self._running[worker] = True
+        An admitted or released worker then calls :meth:`begin`, which does not ask the gate again.
+        """
+        state = self._state
+        if state[worker]:
+            raise ProtocolError(f"worker {worker} asks the gate before committing its last iteration")
+        need = self._clocks[worker] - self.staleness  # guaranteed_clock(clock + 1, s), inlined: the hot path
+        if self._min >= need:
+            state[worker] = _ADMITTED
+            return True
+        self._held.setdefault(int(need), []).append(worker)
+        return False
 
     def enter(self, worker: int) -> bool:
-        """:meth:`admit`, then :meth:`begin` or :meth:`hold`, with one gate evaluation.
-
-        Returns whether ``worker`` began its next iteration (else it is held until released).
+        """:meth:`begin` ``worker``'s next iteration if the gate is open (True), else hold it
+        (False) until a :meth:`commit` releases it, admitted, for its :meth:`begin`; one
+        evaluation of the gate either way (what :meth:`admit_or_hold` and :meth:`begin` do, in
+        one call).
 
         >>> table = ClockTable(workers=2, staleness=0)
         >>> table.enter(0), table.enter(1)
@@ -307,23 +309,48 @@ class ClockTable:
         >>> table.commit(1)
         (0,)
         """
-        if self._running[worker]:
-            raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
-        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        state = self._state
+        if state[worker]:
+            raise ProtocolError(f"worker {worker} asks the gate before committing its last iteration")
+        need = self._clocks[worker] - self.staleness  # guaranteed_clock(clock + 1, s), inlined: the hot path
         if self._min >= need:
-            self._running[worker] = True
+            state[worker] = _RUNNING
             return True
         self._held.setdefault(int(need), []).append(worker)
         return False
 
+    def hold(self, worker: int) -> None:
+        """Queue ``worker`` at the gate; a later :meth:`commit` returns it when it may begin."""
+        need = guaranteed_clock(self._clocks[worker] + 1, self.staleness)
+        if self._min >= need:
+            raise ProtocolError(f"worker {worker} held although the gate is open")
+        self._held.setdefault(int(need), []).append(worker)
+
+    def begin(self, worker: int) -> None:
+        """Record that ``worker`` begins iteration ``clock(worker) + 1``; the gate must allow it
+        (asked here unless :meth:`admit_or_hold` admitted the worker or a :meth:`commit` released it)."""
+        state = self._state[worker]
+        if state == _ADMITTED:
+            self._state[worker] = _RUNNING
+            return
+        if state == _RUNNING:
+            raise ProtocolError(f"worker {worker} begins an iteration before committing the last one")
+        if self._min < guaranteed_clock(self._clocks[worker] + 1, self.staleness):
+            raise ProtocolError(
+                f"worker {worker} begins iteration {self._clocks[worker] + 1} "
+                f"with min clock {self._min}, beyond staleness {self.staleness}"
+            )
+        self._state[worker] = _RUNNING
+
     def commit(self, worker: int) -> tuple[int, ...]:
         """Count ``worker``'s running iteration as committed; return the workers it releases.
 
-        Released workers come out in the order they were held (deterministic).
+        Released workers come out in the order they were held (deterministic), admitted.
         """
-        if not self._running[worker]:
+        state = self._state
+        if state[worker] != _RUNNING:
             raise ProtocolError(f"worker {worker} commits without a running iteration")
-        self._running[worker] = False
+        state[worker] = _IDLE
         old = self._clocks[worker]
         new = old + 1
         self._clocks[worker] = new
@@ -341,4 +368,8 @@ class ClockTable:
         # The last worker at the slowest clock moved up by one, and so does the minimum.
         self._min = new
         held = self._held.pop(new, None)
-        return tuple(held) if held else ()
+        if not held:
+            return ()
+        for q in held:
+            state[q] = _ADMITTED
+        return tuple(held)

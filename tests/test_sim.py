@@ -171,3 +171,31 @@ def test_message_cost(kind: str, n_params: int, latency: float, bandwidth: objec
     assert run.meta["problem"]["message_cost"] == pytest.approx(expected, rel=1e-15)
     tr = run.trace
     assert np.allclose(tr.commit_time - tr.start_time - tr.compute_time, expected, rtol=0, atol=1e-12)
+
+
+
+@budget(1.0)
+@given(raw=sim_configs(problems=("none",), max_workers=6, max_clocks=8), contention=st.booleans())
+def test_timing_only_engine_equals_its_per_read_path(raw: dict, contention: bool) -> None:
+    """A timing-only run on the stock server keeps counts and applies the read rule to whole arrays
+    at the end; it equals the engine serving each read through ``ParameterServer.read``, ties included."""
+    from sspsim.server import ParameterServer
+    from sspsim.sim.engine import simulate_events
+    from sspsim.speeds import compute_times
+
+    class PerRead(ParameterServer):
+        """The stock server under another class: the engine then takes its per-read path."""
+
+    if contention and raw["workers"]["speed"]["kind"] != "trace":
+        raw["network"]["apply_time"] = 0.25
+    with materialize(raw) as config:
+        problem = sspsim.make_problem(config.problem, config.problem_seed)
+        w = config.workers
+        compute = compute_times(w.speed, workers=w.count, clocks=config.run.clocks, seed=config.run.seed,
+                                stragglers=w.stragglers, transient=w.transient, compute=w.compute)
+        lean, lean_evals, _ = simulate_events(config, problem, compute)
+        full, full_evals, _ = simulate_events(config, problem, compute, server_class=PerRead)
+    for name, want in vars(full).items():
+        got = getattr(lean, name)
+        assert (got is None and want is None) or (got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)), name
+    assert lean_evals == full_evals

@@ -45,6 +45,7 @@ class ClockTableMachine(RuleBasedStateMachine):
         self.clocks = [0] * workers  # model: committed clocks
         self.running = [False] * workers
         self.held: list[int] = []  # model: held workers, in hold order
+        self.admitted: set[int] = set()  # model: let through by admit_or_hold() or released, not begun yet
 
     # -- the model's view of the gate ----------------------------------------------------
     def gate_open(self, w: int) -> bool:
@@ -74,6 +75,37 @@ class ClockTableMachine(RuleBasedStateMachine):
         # no worker begins iteration c while the slowest committed clock is below c - 1 - s
         assert min(self.clocks) >= c - 1 - self.s
         self.running[w] = True
+        self.admitted.discard(w)
+
+    @rule(w=st.integers(0, 15))
+    def admit_or_hold(self, w: int) -> None:
+        w %= self.P
+        assume(w not in self.held)  # a held worker waits for its release, it does not ask again
+        if self.running[w] or w in self.admitted:
+            with pytest.raises(ProtocolError):
+                self.table.admit_or_hold(w)
+            return
+        if self.gate_open(w):
+            assert self.table.admit_or_hold(w) is True
+            self.admitted.add(w)
+        else:
+            assert self.table.admit_or_hold(w) is False
+            self.held.append(w)
+
+    @rule(w=st.integers(0, 15))
+    def enter(self, w: int) -> None:
+        w %= self.P
+        assume(w not in self.held)
+        if self.running[w] or w in self.admitted:
+            with pytest.raises(ProtocolError):
+                self.table.enter(w)
+            return
+        if self.gate_open(w):
+            assert self.table.enter(w) is True
+            self.running[w] = True
+        else:
+            assert self.table.enter(w) is False
+            self.held.append(w)
 
     @rule(w=st.integers(0, 15))
     def commit(self, w: int) -> None:
@@ -88,6 +120,7 @@ class ClockTableMachine(RuleBasedStateMachine):
         expected = tuple(q for q in self.held if self.gate_open(q))
         assert released == expected
         self.held = [q for q in self.held if q not in expected]
+        self.admitted.update(expected)
 
     @precondition(lambda self: any(not r for r in self.running))
     @rule(w=st.integers(0, 15))

@@ -2,8 +2,8 @@
 
 One iteration of worker p (DESIGN §Semantics):
 
-1. ask the server's gate (the shared controller); if it says Wait, sleep until a commit
-   releases p;
+1. ask the server's gate (the shared controller) once (:meth:`~sspsim.ssp.ClockTable.admit_or_hold` or :meth:`~sspsim.ssp.ClockTable.enter`):
+   admitted, or held until a commit releases p;
 2. read the parameters (the read policy decides what the read holds); the pull travels for
    ``latency + bytes/bandwidth``;
 3. compute for the drawn time X[p, c]: the minibatch gradient at the parameters read;
@@ -29,7 +29,7 @@ from sspsim.optimizer import StepSize
 from sspsim.problems import Problem
 from sspsim.sampling import sample_indices
 from sspsim.server import ParameterServer
-from sspsim.ssp import Proceed
+from sspsim.ssp import read_count, read_cutoff, read_visible
 from sspsim.trace import Recording
 
 __all__ = ["Audit", "LateEvent", "simulate_events"]
@@ -67,22 +67,6 @@ class Audit:
         self.cutoff = np.zeros(shape, dtype=np.int64)
 
 
-def _fill(rec: Recording, log: list[tuple], cost: float, math_: bool) -> None:
-    """Move the per-iteration log into the recording's (workers x clocks) arrays."""
-    cols = list(zip(*log))
-    at = (np.array(cols[0]), np.array(cols[1]))
-    rec.admit[at] = cols[2]
-    rec.start[at] = np.array(cols[2]) + cost
-    rec.commit[at] = cols[3]
-    rec.wait[at] = cols[4]
-    rec.visible[at] = cols[5]
-    rec.read_updates[at] = cols[6]
-    rec.commit_index[at] = cols[7]
-    rec.update_staleness[at] = cols[8]
-    rec.step[at] = cols[9] if math_ else np.nan
-    rec.loss[at] = cols[10]
-
-
 def simulate_events(
     config: Config,
     problem: Problem,
@@ -94,68 +78,109 @@ def simulate_events(
     """Run the event simulation; return the recording, the evaluations and the audit log.
 
     ``server_class`` swaps in another server (mutation tests run deliberately broken ones).
+
+    Each iteration asks the gate once (:meth:`~sspsim.ssp.ClockTable.admit_or_hold` or :meth:`~sspsim.ssp.ClockTable.enter`) and records into
+    flat lists (index ``p * clocks + c - 1``) turned into arrays at the end.  A timing-only run
+    on the stock server makes no per-iteration objects but SimPy's events (no Read or Commit
+    tuples, no step sizes): it keeps the slowest clock and the commit count at each read, and
+    the read rule of :mod:`sspsim.ssp` gives the read sets from them, on whole arrays, at the end.
     """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
     apply_time = config.network.apply_time
+    staleness = config.consistency.staleness
     policy = config.consistency.read_policy
     math_ = problem.has_math
     x0 = problem.initial_params() if math_ else None
     server = server_class(
-        x0, workers=workers, staleness=config.consistency.staleness, read_policy=policy,
+        x0, workers=workers, staleness=staleness, read_policy=policy,
         step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum,
     )
+    lean = not math_ and server_class is ParameterServer  # the server's reads and commits hold nothing but counts
     env = simpy.Environment()
     apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 else None
-    rec = Recording.empty(workers, clocks)
-    rec.compute[:] = compute
     audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
-    gates: dict[int, LateEvent] = {}
-    log: list[tuple] = []  # one tuple per iteration; arrays are filled once at the end
+    table = server.table
+    gates: list[LateEvent | None] = [None] * workers
+    total = workers * clocks
     nan = float("nan")
+    admit, commit = [0.0] * total, [0.0] * total
+    index = [0] * total
+    visible, reads = [0] * total, [0] * total  # lean: the slowest clock and the commits when the read was served
+    if not lean:
+        tau, step, loss = [0] * total, [nan] * total, [nan] * total
     tie_sensitive = policy != "lazy"
     copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
-    total = workers * clocks
     tick = max(1, total // 200)
+    durations = (cost + compute + cost).tolist()  # pull, compute, push
+    enter = table.enter if lean else table.admit_or_hold
+    begin, release, peek, timeout = table.begin, table.commit, env.peek, env.timeout
+    commits = 0  # lean: the server's commit count
+    slowest = 0  # lean: the slowest committed clock after the last commit
 
     def worker(p: int):  # type: ignore[no-untyped-def]
-        times = compute[p].tolist()
-        last_commit = 0.0
-        for c in range(1, clocks + 1):
-            if not isinstance(server.admit(p), Proceed):
-                server.hold(p)
+        nonlocal commits, slowest
+        first = p * clocks
+        for at, duration in enumerate(durations[p], first):
+            if not enter(p):
                 gate = gates[p] = LateEvent(env)
                 yield gate  # released late in the instant (LateEvent.succeed_late)
-            elif tie_sensitive and env.peek() == env.now:
-                yield LateEvent(env).succeed_late()
-            admitted = env.now
+                if lean:
+                    begin(p)
+                admit[at] = env.now
+            else:
+                admit[at] = now = env.now
+                if tie_sensitive and peek() == now:
+                    yield LateEvent(env).succeed_late()  # the same instant, after its other events
+            if lean:
+                visible[at] = slowest
+                reads[at] = commits
+                yield timeout(duration)
+                if apply_queue is not None:
+                    with apply_queue.request() as slot:
+                        yield slot
+                        yield timeout(apply_time)
+                for q in release(p):  # the commit: the workers it lets through
+                    gates[q].succeed_late()  # type: ignore[union-attr]
+                commits += 1
+                now = commit[at] = env.now
+                index[at] = commits
+                if table.min_clock != slowest:
+                    slowest = table.min_clock
+                    if evaluator.due(slowest):
+                        evaluator.rows.append(evaluator.row(None, float(now), slowest, commits))
+                if progress is not None and commits % tick == 0:
+                    progress(commits, total)
+                continue
             read = server.read(p, copy=copy_reads)
+            visible[at] = read.visible_clock
+            reads[at] = read.updates
             grad = None
-            loss = nan
             if math_:
                 assert read.params is not None  # a server with math always returns the parameters
-                loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
-            yield env.timeout(cost + times[c - 1] + cost)
+                loss[at], grad = problem.loss_grad(read.params, sample_indices(seed, p, at - first + 1, batch, n))
+            yield timeout(duration)
             if apply_queue is not None:
                 with apply_queue.request() as slot:
                     yield slot
-                    yield env.timeout(apply_time)
+                    yield timeout(apply_time)
             done = server.commit(p, grad)
-            now = env.now
+            now = commit[at] = env.now
             for q in done.released:
-                gates.pop(q).succeed_late()
-            log.append((p, c - 1, admitted, now, admitted - last_commit, read.visible_clock, read.updates,
-                        done.commit_index, done.update_staleness, done.step, loss))
+                gates[q].succeed_late()  # type: ignore[union-attr]
+            index[at] = done.commit_index
+            tau[at] = done.update_staleness
+            step[at] = done.step
             if audit is not None:
                 assert read.params is not None and done.update is not None
-                audit.params[p, c - 1] = read.params
-                audit.update[p, c - 1] = done.update
-                audit.prefix[p, c - 1] = read.prefix
-                audit.cutoff[p, c - 1] = read.cutoff
-            last_commit = now
+                c = at - first
+                audit.params[p, c] = read.params
+                audit.update[p, c] = done.update
+                audit.prefix[p, c] = read.prefix
+                audit.cutoff[p, c] = read.cutoff
             if done.completed is not None:
                 evaluator.on_clock(server, done.completed, now)
             if progress is not None and done.commit_index % tick == 0:
@@ -164,9 +189,38 @@ def simulate_events(
     for p in range(workers):
         env.process(worker(p))
     env.run()
-    _fill(rec, log, cost, math_)
+    done_commits = commits if lean else server.commits
+    if done_commits != total:  # pragma: no cover - would be a deadlock in the protocol
+        raise RuntimeError(f"simulation stalled after {done_commits} of {total} commits")
     if progress is not None:
         progress(total, total)
-    if server.commits != total:  # pragma: no cover - would be a deadlock in the protocol
-        raise RuntimeError(f"simulation stalled after {server.commits} of {total} commits")
+    shape = (workers, clocks)
+    rec = Recording.empty(workers, clocks)
+    rec.compute[:] = compute
+    rec.admit[:] = _array(admit, float, shape)
+    rec.start[:] = rec.admit + cost
+    rec.commit[:] = _array(commit, float, shape)
+    rec.wait[:, 0] = rec.admit[:, 0]
+    rec.wait[:, 1:] = rec.admit[:, 1:] - rec.commit[:, :-1]  # admitted minus the worker's previous commit
+    rec.commit_index[:] = _array(index, np.int64, shape)
+    if lean:  # the read rule on whole arrays: what ParameterServer.read serves one read at a time
+        iteration = np.arange(1, clocks + 1)
+        whole = read_cutoff(policy, iteration, staleness, _array(visible, np.int64, shape))
+        rec.visible[:] = read_visible(whole, iteration, workers)
+        rec.read_updates[:] = _array(reads, np.int64, shape) if policy == "eager" else read_count(whole, iteration, workers)
+        rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
+    else:
+        rec.visible[:] = _array(visible, np.int64, shape)
+        rec.read_updates[:] = _array(reads, np.int64, shape)
+        rec.update_staleness[:] = _array(tau, np.int64, shape)
+        if math_:
+            rec.step[:] = _array(step, float, shape)
+            rec.loss[:] = _array(loss, float, shape)
+    if not math_:
+        rec.step[:] = np.nan
     return rec, evaluator.rows, audit
+
+
+def _array(values: list, dtype: type, shape: tuple[int, int]) -> np.ndarray:
+    """A flat list of Python numbers as a (workers x clocks) array."""
+    return np.fromiter(values, dtype, len(values)).reshape(shape)
