@@ -165,8 +165,11 @@ class GlooTransport(_AnySource):
     worker on a background thread.  Buffers are always host memory: Gloo point-to-point aborts
     on CUDA tensors, so GPU results reach :meth:`send` as numpy arrays."""
 
-    def __init__(self, n_params: int) -> None:
+    def __init__(self, n_params: int, *, group: object = None) -> None:
+        """``group``: the process group the messages travel in (default: the default group);
+        ranks are global ranks either way."""
         super().__init__()
+        self.group = group
         self.n_params = n_params
         self.size = HEADER + n_params
         self._pump: threading.Thread | None = None
@@ -176,7 +179,7 @@ class GlooTransport(_AnySource):
         import torch.distributed as dist
 
         try:
-            dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst)
+            dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst, group=self.group)
         except RuntimeError as exc:  # Gloo: the peer is gone
             raise ConnectionError(f"send to rank {dst} failed: {exc}") from exc
 
@@ -186,7 +189,7 @@ class GlooTransport(_AnySource):
 
         buf = torch.empty(self.size, dtype=torch.float64)
         try:
-            dist.recv(buf, src=src)
+            dist.recv(buf, src=src, group=self.group)
         except RuntimeError as exc:  # Gloo: the peer is gone
             raise ConnectionError(f"receive from rank {src} failed: {exc}") from exc
         return decode(src, buf.numpy())
@@ -199,7 +202,7 @@ class GlooTransport(_AnySource):
             while True:
                 buf = torch.empty(self.size, dtype=torch.float64)
                 try:
-                    src = dist.recv(buf)
+                    src = dist.recv(buf, group=self.group)
                 except BaseException as exc:
                     self._inbox.put(exc)
                     return
