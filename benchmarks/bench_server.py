@@ -8,7 +8,10 @@ same processes for both sides, interleaved ``--repeat`` times per model size:
 (sspsim) each worker pushes a gradient of n float64 and receives its next read through
          :class:`~sspsim.real.transport.GlooTransport`, served by the real
          :class:`~sspsim.real.server.Server` (problem quadratic of dimension n, s = inf, eager
-         reads, constant step: the SGD step applied to the server's parameters per push).
+         reads, constant step: the SGD step applied to the server's parameters per push).  The
+         gradient sits in the transport's outgoing payload, where a worker's
+         :class:`~sspsim.real.staging.Staging` writes it (its copy from the model is computation,
+         as the raw side's filling of its buffer is).
 
 Each worker times ``--round-trips`` consecutive round trips (after one untimed one); a side's
 figure for one repeat is the mean over workers of seconds per round trip, and the ratio is
@@ -83,7 +86,10 @@ def sspsim_worker(transport, worker: int, n: int, k: int) -> float:  # type: ign
 
     from sspsim.real.transport import Kind, WorkerHeader
 
-    grad = np.full(n, 1e-3)
+    grad = getattr(transport, "outgoing", None)  # where a worker's Staging writes its gradient (sspsim.real.worker)
+    if grad is None:  # a transport without one (before issue 11): the gradient is an array of the worker's
+        grad = np.empty(n)
+    grad[:] = 1e-3
     transport.send(0, WorkerHeader(Kind.HELLO, worker))
     msg = transport.recv_from(0)
     assert msg.header.kind is Kind.READ and msg.header.clock == 1

@@ -61,6 +61,13 @@ class KSyncServer(Server):
         self.idle: list[int] = []  # pushed this round's gradient: waiting for the round to end
         self.rec.discarded = np.zeros((self.P, self.C), dtype=np.int64)
 
+    def _params_on_the_wire(self) -> None:
+        """Every read sends x itself: keep it in the transport's outgoing payload (see Server)."""
+        out = getattr(self.transport, "outgoing", None)
+        if out is not None and self.x is not None and out.shape == self.x.shape:
+            out[:] = self.x
+            self.x = out
+
     def _request(self, p: int) -> None:
         if self.round > self.C:
             self.transport.send(p + 1, ServerHeader(Kind.DONE))
@@ -106,7 +113,7 @@ class KSyncServer(Server):
         self.applied += 1
         eta = self.step(self.commits, 0)
         if self.x is not None:
-            self.x -= eta * self.momentum[p].direction(msg.payload.copy())
+            self.x -= eta * self.momentum[p].direction(msg.payload)
             rec.step[p, i] = eta
         if self.applied == self.k:
             self._end_round(now)
