@@ -53,6 +53,7 @@ class KSyncServer(Server):
         self.commits = 0
         self.pushes = 0
         self.x = None if self.server.x is None else self.server.x.copy()
+        self._step_buffer = None if self.x is None else np.empty_like(self.x)
         self.step = StepSize.from_config(config.optimizer)
         self.momentum = [Momentum(config.optimizer.momentum) for _ in range(self.P)]
         self.iterations = [0] * self.P  # iterations each worker has begun
@@ -113,7 +114,7 @@ class KSyncServer(Server):
         self.applied += 1
         eta = self.step(self.commits, 0)
         if self.x is not None:
-            self.x -= eta * self.momentum[p].direction(msg.payload)
+            self.x -= np.multiply(self.momentum[p].direction(msg.payload), eta, out=self._step_buffer)  # x - eta d, no allocation
             rec.step[p, i] = eta
         if self.applied == self.k:
             self._end_round(now)

@@ -69,7 +69,12 @@ class ParameterServer:
         read_policy: str,
         step: StepSize,
         momentum: float = 0.0,
+        update_buffer: bool = False,
     ) -> None:
+        """``update_buffer``: compute every update ``-eta d`` in one array allocated once (the real
+        server, whose vectors are large) instead of a new one per commit; ``Commit.update`` is then
+        that array, valid until the next commit.  Lazy and push reads keep their updates, so
+        they allocate regardless."""
         self.table = ClockTable(workers, staleness)
         self.workers = workers
         self.staleness = staleness
@@ -88,6 +93,7 @@ class ParameterServer:
             self._snap: dict[int, np.ndarray] = {0: self.x.copy()}
             self._pending: dict[int, np.ndarray] = {}
             self._own: list[deque[tuple[int, np.ndarray]]] = [deque() for _ in range(workers)]
+        self._update_buffer = np.empty_like(self.x) if (update_buffer and self.x is not None and not self._keeps_own) else None
 
     # -- gate ----------------------------------------------------------------------------
     def admit(self, worker: int) -> Decision:
@@ -141,7 +147,8 @@ class ParameterServer:
         eta = self.step(round_robin_index(worker, c, self.workers), tau)
         update = None
         if self.x is not None and gradient is not None:
-            update = -eta * self.momentum[worker].direction(gradient)
+            d = self.momentum[worker].direction(gradient)
+            update = -eta * d if self._update_buffer is None else np.multiply(d, -eta, out=self._update_buffer)
             self.x += update
             if self._keeps_own:
                 self._remember(worker, c, update)
