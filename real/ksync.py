@@ -31,6 +31,7 @@ from sspsim.optimizer import Momentum, StepSize
 from sspsim.problems import Problem
 from sspsim.real.server import Server
 from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
+from sspsim.server import BLOCK, add_scaled
 
 __all__ = ["KSyncServer"]
 
@@ -53,7 +54,7 @@ class KSyncServer(Server):
         self.commits = 0
         self.pushes = 0
         self.x = None if self.server.x is None else self.server.x.copy()
-        self._step_buffer = None if self.x is None else np.empty_like(self.x)
+        self._block = np.empty(min(BLOCK, self.x.size if self.x is not None else 0))
         self.step = StepSize.from_config(config.optimizer)
         self.momentum = [Momentum(config.optimizer.momentum) for _ in range(self.P)]
         self.iterations = [0] * self.P  # iterations each worker has begun
@@ -114,7 +115,7 @@ class KSyncServer(Server):
         self.applied += 1
         eta = self.step(self.commits, 0)
         if self.x is not None:
-            self.x -= np.multiply(self.momentum[p].direction(msg.payload), eta, out=self._step_buffer)  # x - eta d, no allocation
+            add_scaled(self.x, -eta, self.momentum[p].direction(msg.payload), self._block)  # x - eta d, in place
             rec.step[p, i] = eta
         if self.applied == self.k:
             self._end_round(now)

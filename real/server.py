@@ -58,7 +58,7 @@ class Server:
         x0 = self.problem.initial_params() if self.math else None
         self.server = ParameterServer(
             x0, workers=self.P, staleness=config.consistency.staleness, read_policy=config.consistency.read_policy,
-            step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum, update_buffer=True,
+            step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum, in_place=True,
         )
         self.rec = Recording.empty(self.P, self.C)
         self.committed = np.zeros((self.P, self.C), dtype=bool)

@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 
 from sspsim.optimizer import Momentum, StepSize
-from sspsim.server import ParameterServer
+from sspsim.server import ParameterServer, add_scaled
 from sspsim.ssp import Proceed
 
 
 def _servers(policy: str, momentum: float) -> tuple[ParameterServer, ParameterServer]:
-    def make(update_buffer: bool) -> ParameterServer:
+    def make(in_place: bool) -> ParameterServer:
         return ParameterServer(np.linspace(-1.0, 1.0, 40), workers=3, staleness=2, read_policy=policy,
-                               step=StepSize(0.1, "inverse_sqrt"), momentum=momentum, update_buffer=update_buffer)
+                               step=StepSize(0.1, "inverse_sqrt"), momentum=momentum, in_place=in_place)
 
     return make(False), make(True)
 
 
 @pytest.mark.parametrize("policy", ["eager", "lazy", "push"])
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
-def test_update_buffer_and_a_reused_gradient_buffer_give_the_same_parameters(policy: str, momentum: float) -> None:
+def test_in_place_updates_and_a_reused_gradient_buffer_give_the_same_parameters(policy: str, momentum: float) -> None:
     fresh, reused = _servers(policy, momentum)
     rng = np.random.default_rng(3)
     wire = np.empty(40)  # the receive buffer: every gradient of the reused server arrives here
@@ -52,3 +52,13 @@ def test_momentum_keeps_no_reference_to_the_gradient() -> None:
     m.direction(g)
     g[:] = [10.0, 20.0]
     assert m.direction(g).tolist() == [10.5, 21.0]
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 100])
+def test_add_scaled_rounds_as_the_plain_expression(block: int) -> None:
+    rng = np.random.default_rng(block)
+    x, d = rng.standard_normal(100), rng.standard_normal(100)
+    a = -float(rng.uniform(0.01, 1.0))
+    expected = x + a * d
+    add_scaled(x, a, d, np.empty(block))
+    assert np.array_equal(x, expected)
