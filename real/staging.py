@@ -10,7 +10,9 @@ for every message; on the CPU the parameters are copied once, straight into the 
 
 Per iteration: ``x = staging.to_device(params)`` (host float64 -> device, cast to the model's
 dtype), compute, ``grad = staging.to_host(g)`` (device -> host float64; waits for the copy).
-The array ``to_host`` returns is the reused buffer: send it before the next ``to_host``.
+The array ``to_host`` returns is the reused buffer: send it before the next ``to_host``.  On the
+CPU that buffer can be the transport's outgoing payload (``host_out``), so the push copies
+nothing more.
 """
 
 from __future__ import annotations

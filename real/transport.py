@@ -6,13 +6,19 @@ receive needs a buffer of known size, and one message per direction per iteratio
 server's work per iteration to one receive and one send.  The first ``HEADER`` floats are a
 typed header, :class:`WorkerHeader` (worker -> server) or :class:`ServerHeader` (server ->
 worker), chosen by its :class:`Kind`; the rest is the payload (gradient or parameters).
-:func:`encode` and :func:`decode` are the only code that knows the layout.
+:func:`encode`, :func:`encode_into` and :func:`decode` are the only code that knows the layout.
 
 The server reads the gradient of a PUSH, commits it, and answers the same message's request
 for the next read when the gate allows.  :class:`Transport` is what the server and worker loops
 are given: :class:`GlooTransport` under torchrun, :class:`InProcessTransport` for threads in one
 process (tests).  Another data plane (e.g. ``torch.distributed.rpc``) would implement the same
 four methods; a sharded server would carry a parameter range.
+
+No message allocates on the Gloo path (issue 11): the buffers are allocated once and reused,
+and a transport may offer an ``outgoing`` array, its send buffer's payload, that a payload
+written in place is sent from without a copy.  The server keeps x there when every read
+sends x itself (eager reads, K-sync), and a worker's :class:`~sspsim.real.staging.Staging`
+writes its gradient there on the CPU, so a push + pull copies nothing but the update itself.
 """
 
 from __future__ import annotations
@@ -149,7 +155,9 @@ class Transport(Protocol):
 
     ``send`` and ``recv_from`` are point-to-point and blocking; the server additionally
     receives from any worker with ``start_receiving`` then ``next_message``.  A failed or
-    closed connection raises :class:`ConnectionError`.
+    closed connection raises :class:`ConnectionError`.  A received message's payload may be a
+    view into a reused buffer: it is valid until the next ``recv_from`` or ``next_message``
+    (copy what must outlive it).  A ``send`` has copied its payload when it returns.
     """
 
     def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None: ...
