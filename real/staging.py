@@ -46,7 +46,7 @@ class Staging:
             self.host_out = torch.empty(n, dtype=torch.float64, pin_memory=self.pinned)
         self.on_device = torch.empty(n, dtype=dtype, device=self.device)
         self._in = self.host_in.numpy()
-        self._out = self.host_out.numpy()
+        self._out = host_out if host_out is not None and not self.pinned else self.host_out.numpy()
 
     def to_device(self, params: np.ndarray) -> torch.Tensor:
         """``params`` (float64, length n) on the device in ``dtype``: the reused device buffer.
