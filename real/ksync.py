@@ -31,6 +31,7 @@ from sspsim.optimizer import Momentum, StepSize
 from sspsim.problems import Problem
 from sspsim.real.server import Server
 from sspsim.real.transport import Kind, Message, ServerHeader, Transport, WorkerHeader
+from sspsim.server import BLOCK, add_scaled
 
 __all__ = ["KSyncServer"]
 
@@ -53,6 +54,7 @@ class KSyncServer(Server):
         self.commits = 0
         self.pushes = 0
         self.x = None if self.server.x is None else self.server.x.copy()
+        self._block = np.empty(min(BLOCK, self.x.size if self.x is not None else 0))
         self.step = StepSize.from_config(config.optimizer)
         self.momentum = [Momentum(config.optimizer.momentum) for _ in range(self.P)]
         self.iterations = [0] * self.P  # iterations each worker has begun
@@ -60,6 +62,13 @@ class KSyncServer(Server):
         self.read_commits = [0] * self.P
         self.idle: list[int] = []  # pushed this round's gradient: waiting for the round to end
         self.rec.discarded = np.zeros((self.P, self.C), dtype=np.int64)
+
+    def _params_on_the_wire(self) -> None:
+        """Every read sends x itself: keep it in the transport's outgoing payload (see Server)."""
+        out = getattr(self.transport, "outgoing", None)
+        if out is not None and self.x is not None and out.shape == self.x.shape:
+            out[:] = self.x
+            self.x = out
 
     def _request(self, p: int) -> None:
         if self.round > self.C:
@@ -106,7 +115,7 @@ class KSyncServer(Server):
         self.applied += 1
         eta = self.step(self.commits, 0)
         if self.x is not None:
-            self.x -= eta * self.momentum[p].direction(msg.payload.copy())
+            add_scaled(self.x, -eta, self.momentum[p].direction(msg.payload), self._block)  # x - eta d, in place
             rec.step[p, i] = eta
         if self.applied == self.k:
             self._end_round(now)

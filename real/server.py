@@ -60,7 +60,7 @@ class Server:
         x0 = self.problem.initial_params() if self.math else None
         self.server = ParameterServer(
             x0, workers=self.P, staleness=config.consistency.staleness, read_policy=config.consistency.read_policy,
-            step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum,
+            step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum, in_place=True,
         )
         self.rec = Recording.empty(self.P, self.C)
         self.committed = np.zeros((self.P, self.C), dtype=bool)
@@ -97,6 +97,7 @@ class Server:
             self.run_dir.mark_running(resumed_from=self.resumed_from)
             if not self.snapshots:
                 self._snapshot(0.0)
+            self._params_on_the_wire()
             self.transport.start_receiving()
             self._loop()
         except Terminated:
@@ -139,6 +140,16 @@ class Server:
             if kind in (Kind.PUSH, Kind.LAST):
                 self.busy.append(time.time() - now)
 
+    def _params_on_the_wire(self) -> None:
+        """Eager reads send the parameters themselves: keep x in the transport's outgoing payload
+        (when it has one), so a READ copies nothing.  Every READ's payload is then x itself, so no
+        other payload overwrites it; the commits update it in place."""
+        out = getattr(self.transport, "outgoing", None)
+        x = self.server.x
+        if out is not None and x is not None and self.server.policy == "eager" and out.shape == x.shape:
+            out[:] = x
+            self.server.x = out
+
     def _request(self, p: int) -> None:
         """Worker ``p`` asks for its next read: serve it, hold it at the gate, or tell it the run is done."""
         if self.server.table.clock(p) >= self.C:  # resumed after this worker had finished
@@ -150,7 +161,7 @@ class Server:
             self.server.hold(p)
 
     def _serve(self, p: int) -> None:
-        read = self.server.read(p)
+        read = self.server.read(p, copy=False)  # the send below copies it before anything else commits
         now = time.time()
         rel = now - self.t0
         self.read_info[p] = (rel, read.visible_clock, read.updates)
@@ -167,7 +178,7 @@ class Server:
         expected = self.server.table.clock(p) + 1
         if c != expected:
             raise ConnectionError(f"worker {p} pushed clock {c} while the server expected {expected}")
-        done = self.server.commit(p, msg.payload.copy() if self.math else None)
+        done = self.server.commit(p, msg.payload if self.math else None)  # a view: valid until the next message
         self._record(p, header, now, commit_index=done.commit_index, update_staleness=done.update_staleness,
                      step=done.step if self.math else math.nan, loss=header.loss if self.math else math.nan)
         for q in done.released:

@@ -10,7 +10,9 @@ for every message; on the CPU the parameters are copied once, straight into the 
 
 Per iteration: ``x = staging.to_device(params)`` (host float64 -> device, cast to the model's
 dtype), compute, ``grad = staging.to_host(g)`` (device -> host float64; waits for the copy).
-The array ``to_host`` returns is the reused buffer: send it before the next ``to_host``.
+The array ``to_host`` returns is the reused buffer: send it before the next ``to_host``.  On the
+CPU that buffer can be the transport's outgoing payload (``host_out``), so the push copies
+nothing more.
 """
 
 from __future__ import annotations
@@ -24,19 +26,27 @@ __all__ = ["Staging"]
 class Staging:
     """Reused host (pinned on CUDA) and device buffers for ``n`` parameters on ``device`` in ``dtype``."""
 
-    def __init__(self, n: int, device: torch.device, dtype: torch.dtype, *, through_host: bool | None = None) -> None:
+    def __init__(self, n: int, device: torch.device, dtype: torch.dtype, *, through_host: bool | None = None,
+                 host_out: np.ndarray | None = None) -> None:
         """``through_host``: stage reads through the host buffer (default: on a GPU only; the CPU
-        can be made to, so that path is tested without a GPU)."""
+        can be made to, so that path is tested without a GPU).  ``host_out``: a float64 array of
+        length n to write gradients into instead of a buffer of its own (the transport's outgoing
+        payload, so a push needs no further copy); ignored on a GPU, whose buffer is page-locked."""
         self.n = n
         self.device = torch.device(device)
         self.dtype = dtype
         self.pinned = self.device.type == "cuda"
         self.through_host = self.pinned if through_host is None else through_host
         self.host_in = torch.empty(n if self.through_host else 0, dtype=torch.float64, pin_memory=self.pinned)
-        self.host_out = torch.empty(n, dtype=torch.float64, pin_memory=self.pinned)
+        if host_out is not None and not self.pinned:
+            if host_out.shape != (n,) or host_out.dtype != np.float64:
+                raise ValueError(f"host_out must be float64 of shape ({n},), got {host_out.dtype} {host_out.shape}")
+            self.host_out = torch.from_numpy(host_out)
+        else:
+            self.host_out = torch.empty(n, dtype=torch.float64, pin_memory=self.pinned)
         self.on_device = torch.empty(n, dtype=dtype, device=self.device)
         self._in = self.host_in.numpy()
-        self._out = self.host_out.numpy()
+        self._out = host_out if host_out is not None and not self.pinned else self.host_out.numpy()
 
     def to_device(self, params: np.ndarray) -> torch.Tensor:
         """``params`` (float64, length n) on the device in ``dtype``: the reused device buffer.

@@ -6,13 +6,19 @@ receive needs a buffer of known size, and one message per direction per iteratio
 server's work per iteration to one receive and one send.  The first ``HEADER`` floats are a
 typed header, :class:`WorkerHeader` (worker -> server) or :class:`ServerHeader` (server ->
 worker), chosen by its :class:`Kind`; the rest is the payload (gradient or parameters).
-:func:`encode` and :func:`decode` are the only code that knows the layout.
+:func:`encode`, :func:`encode_into` and :func:`decode` are the only code that knows the layout.
 
 The server reads the gradient of a PUSH, commits it, and answers the same message's request
 for the next read when the gate allows.  :class:`Transport` is what the server and worker loops
 are given: :class:`GlooTransport` under torchrun, :class:`InProcessTransport` for threads in one
 process (tests).  Another data plane (e.g. ``torch.distributed.rpc``) would implement the same
 four methods; a sharded server would carry a parameter range.
+
+No message allocates on the Gloo path (issue 11): the buffers are allocated once and reused,
+and a transport may offer an ``outgoing`` array, its send buffer's payload, that a payload
+written in place is sent from without a copy.  The server keeps x there when every read
+sends x itself (eager reads, K-sync), and a worker's :class:`~sspsim.real.staging.Staging`
+writes its gradient there on the CPU, so a push + pull copies nothing but the update itself.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import threading
 from collections import deque
 from dataclasses import astuple, dataclass, fields
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch only where a transport is built: the in-process one needs none
+    import torch
+    from torch.distributed import ProcessGroup
 
 __all__ = [
     "HEADER",
@@ -39,6 +49,7 @@ __all__ = [
     "WorkerHeader",
     "decode",
     "encode",
+    "encode_into",
 ]
 
 HEADER = 8
@@ -97,6 +108,7 @@ class Message:
     source: int
     header: Header
     payload: np.ndarray
+    buffer: torch.Tensor | None = None  # what the transport received into, when it recycles it
 
 
 def encode(header: Header, payload: np.ndarray | None, n_params: int) -> np.ndarray:
@@ -106,11 +118,24 @@ def encode(header: Header, payload: np.ndarray | None, n_params: int) -> np.ndar
     [4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]
     """
     buf = np.zeros(HEADER + n_params)
+    encode_into(buf, header, payload)
+    return buf
+
+
+def encode_into(buf: np.ndarray, header: Header, payload: np.ndarray | None) -> None:
+    """Write the wire form into ``buf`` (float64, ``HEADER + n_params``): the header, zero-padded,
+    and ``payload`` unless it is None (the payload floats are then left as they are) or is
+    ``buf[HEADER:]`` itself (already in place: no copy)."""
     values = astuple(header)
     buf[: len(values)] = values
-    if payload is not None:
-        buf[HEADER:] = payload
-    return buf
+    buf[len(values) : HEADER] = 0.0
+    if payload is not None and not _same_memory(payload, buf[HEADER:]):
+        np.copyto(buf[HEADER:], payload, casting="same_kind")
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are the same array in memory (same start, shape and strides)."""
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.shape == b.shape and a.strides == b.strides
 
 
 def decode(source: int, buf: np.ndarray) -> Message:
@@ -130,7 +155,9 @@ class Transport(Protocol):
 
     ``send`` and ``recv_from`` are point-to-point and blocking; the server additionally
     receives from any worker with ``start_receiving`` then ``next_message``.  A failed or
-    closed connection raises :class:`ConnectionError`.
+    closed connection raises :class:`ConnectionError`.  A received message's payload may be a
+    view into a reused buffer: it is valid until the next ``recv_from`` or ``next_message``
+    (copy what must outlive it).  A ``send`` has copied its payload when it returns.
     """
 
     def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None: ...
@@ -163,33 +190,65 @@ class _AnySource:
 class GlooTransport(_AnySource):
     """Blocking Gloo send/recv of fixed-size float64 CPU tensors; the server receives from any
     worker on a background thread.  Buffers are always host memory: Gloo point-to-point aborts
-    on CUDA tensors, so GPU results reach :meth:`send` as numpy arrays."""
+    on CUDA tensors, so GPU results reach :meth:`send` as numpy arrays.
 
-    def __init__(self, n_params: int) -> None:
+    No message allocates: every buffer is allocated once and reused.  Sends go out of one
+    buffer for messages with a payload and one for those without (whose payload stays zero);
+    a payload that is already :attr:`outgoing` is sent without a copy.  A message received
+    is a view into a receive buffer, valid until the next :meth:`recv_from` (workers) or
+    :meth:`next_message` (the server, whose receiving thread fills a pool of buffers, one per
+    message in flight, that each :meth:`next_message` recycles).
+    """
+
+    def __init__(self, n_params: int, *, group: ProcessGroup | None = None) -> None:
+        """``group``: the process group the messages travel in (default: the default group);
+        ranks are global ranks either way."""
+        import torch
+
         super().__init__()
+        self.group = group
         self.n_params = n_params
         self.size = HEADER + n_params
         self._pump: threading.Thread | None = None
+        self._data = torch.zeros(self.size, dtype=torch.float64)
+        self._control = torch.zeros(self.size, dtype=torch.float64)
+        self._data_lock, self._control_lock = threading.Lock(), threading.Lock()
+        self.outgoing: np.ndarray = self._data.numpy()[HEADER:]
+        """The payload part of the send buffer: write a payload here to send it without a copy."""
+        self._inbuf = torch.empty(self.size, dtype=torch.float64)
+        self._free: queue.SimpleQueue[torch.Tensor] = queue.SimpleQueue()  # the pool: receive buffers not in use
+        self._lent: torch.Tensor | None = None  # the buffer of the message next_message returned last
 
     def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None:
-        import torch
         import torch.distributed as dist
 
-        try:
-            dist.send(torch.from_numpy(encode(header, payload, self.n_params)), dst=dst)
-        except RuntimeError as exc:  # Gloo: the peer is gone
-            raise ConnectionError(f"send to rank {dst} failed: {exc}") from exc
+        buf, lock = (self._data, self._data_lock) if payload is not None else (self._control, self._control_lock)
+        with lock:  # the server's STOP thread may send while another thread does
+            encode_into(buf.numpy(), header, payload)
+            try:
+                dist.send(buf, dst=dst, group=self.group)
+            except RuntimeError as exc:  # Gloo: the peer is gone
+                raise ConnectionError(f"send to rank {dst} failed: {exc}") from exc
 
     def recv_from(self, src: int) -> Message:
-        import torch
         import torch.distributed as dist
 
-        buf = torch.empty(self.size, dtype=torch.float64)
         try:
-            dist.recv(buf, src=src)
+            dist.recv(self._inbuf, src=src, group=self.group)
         except RuntimeError as exc:  # Gloo: the peer is gone
             raise ConnectionError(f"receive from rank {src} failed: {exc}") from exc
-        return decode(src, buf.numpy())
+        return decode(src, self._inbuf.numpy())
+
+    def next_message(self, timeout: float) -> Message | None:
+        """The next message from any worker, or None after ``timeout`` seconds; the previous
+        message's buffer goes back to the pool."""
+        if self._lent is not None:
+            self._free.put(self._lent)
+            self._lent = None
+        msg = super().next_message(timeout)
+        if msg is not None:
+            self._lent = msg.buffer
+        return msg
 
     def start_receiving(self) -> None:
         import torch
@@ -197,13 +256,18 @@ class GlooTransport(_AnySource):
 
         def pump() -> None:
             while True:
-                buf = torch.empty(self.size, dtype=torch.float64)
                 try:
-                    src = dist.recv(buf)
+                    buf = self._free.get_nowait()
+                except queue.Empty:
+                    buf = torch.empty(self.size, dtype=torch.float64)
+                try:
+                    src = dist.recv(buf, group=self.group)
                 except BaseException as exc:
                     self._inbox.put(exc)
                     return
-                self._inbox.put(decode(int(src), buf.numpy()))
+                msg = decode(int(src), buf.numpy())
+                msg.buffer = buf
+                self._inbox.put(msg)
 
         self._pump = threading.Thread(target=pump, name="sspsim-recv", daemon=True)
         self._pump.start()
@@ -245,6 +309,8 @@ class InProcessTransport(_AnySource):
         self.hub = hub
         self.rank = rank
         self._early: deque[tuple[int, np.ndarray]] = deque()  # received from other sources while waiting
+        self.outgoing = np.zeros(hub.n_params)
+        """A payload written here is sent like any other (a send copies it): as in :class:`GlooTransport`."""
 
     def send(self, dst: int, header: Header, payload: np.ndarray | None = None) -> None:
         self.hub.queues[dst].put((self.rank, encode(header, payload, self.hub.n_params)))

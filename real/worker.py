@@ -68,7 +68,10 @@ class Worker:
         if problem is None:
             problem = make_problem(config.problem, config.problem_seed)
         self.model = torch_problem(problem, device, DTYPES[config.real.dtype]) if problem.has_math else None
-        self.staging = Staging(problem.n_params, device, self.model.dtype) if self.model is not None else None
+        # gradients go straight into the transport's outgoing payload when it has one: a push copies nothing more
+        outgoing = getattr(transport, "outgoing", None)
+        self.staging = (Staging(problem.n_params, device, self.model.dtype, host_out=outgoing)
+                        if self.model is not None else None)
         self.n_samples = problem.n_samples
         self.transport = transport
         P, C, seed = config.workers.count, config.run.clocks, config.run.seed

@@ -71,9 +71,10 @@ class Momentum:
         self._d: np.ndarray | None = None
 
     def direction(self, grad: np.ndarray) -> np.ndarray:
+        """d_c; never a reference to ``grad`` kept past the call (a caller may reuse its buffer)."""
         if self.beta == 0.0:
             return grad
-        self._d = grad if self._d is None else grad + self.beta * self._d
+        self._d = grad.copy() if self._d is None else grad + self.beta * self._d
         return self._d
 
     @property

@@ -25,7 +25,7 @@ import numpy as np
 from sspsim.optimizer import Momentum, StepSize, round_robin_index
 from sspsim.ssp import ClockTable, Decision, Staleness, read_count, read_cutoff, read_visible
 
-__all__ = ["Commit", "ParameterServer", "Read"]
+__all__ = ["BLOCK", "Commit", "ParameterServer", "Read", "add_scaled"]
 
 
 class Read(NamedTuple):
@@ -57,6 +57,25 @@ class Commit(NamedTuple):
     completed: int | None  # the new slowest clock, when this commit advanced it
 
 
+BLOCK = 32768
+"""Floats per block of an in-place update (256 KiB: the block and its slices of x and d stay in cache)."""
+
+
+def add_scaled(x: np.ndarray, a: float, d: np.ndarray, block: np.ndarray) -> None:
+    """``x += a * d`` in place, a block of ``block.size`` at a time through ``block``: each element
+    rounds as in ``x += a * d`` (a product, then a sum), without a temporary the size of x.
+
+    >>> x = np.ones(5); add_scaled(x, -0.5, np.arange(5.0), np.empty(2)); x.tolist()
+    [1.0, 0.5, 0.0, -0.5, -1.0]
+    """
+    n, b = x.size, block.size
+    for i in range(0, n, b):
+        j = min(i + b, n)
+        t = block[: j - i]
+        np.multiply(d[i:j], a, out=t)
+        x[i:j] += t
+
+
 class ParameterServer:
     """x = x0 + every committed update, the clock table, and the snapshots a read policy needs."""
 
@@ -69,7 +88,12 @@ class ParameterServer:
         read_policy: str,
         step: StepSize,
         momentum: float = 0.0,
+        in_place: bool = False,
     ) -> None:
+        """``in_place``: apply every update ``x += -eta d`` block by block through one small
+        buffer allocated once (the real server, whose vectors are large): no allocation, one
+        pass over memory, the same rounding; ``Commit.update`` is then None.  Lazy and push
+        reads keep their updates, so they ignore it."""
         self.table = ClockTable(workers, staleness)
         self.workers = workers
         self.staleness = staleness
@@ -88,6 +112,7 @@ class ParameterServer:
             self._snap: dict[int, np.ndarray] = {0: self.x.copy()}
             self._pending: dict[int, np.ndarray] = {}
             self._own: list[deque[tuple[int, np.ndarray]]] = [deque() for _ in range(workers)]
+        self._block = np.empty(min(BLOCK, self.x.size)) if (in_place and self.x is not None and not self._keeps_own) else None
 
     # -- gate ----------------------------------------------------------------------------
     def admit(self, worker: int) -> Decision:
@@ -141,9 +166,14 @@ class ParameterServer:
         eta = self.step(round_robin_index(worker, c, self.workers), tau)
         update = None
         if self.x is not None and gradient is not None:
-            update = -eta * self.momentum[worker].direction(gradient)
-            self.x += update
+            d = self.momentum[worker].direction(gradient)
+            if self._block is not None:
+                add_scaled(self.x, -eta, d, self._block)
+            else:
+                update = -eta * d
+                self.x += update
             if self._keeps_own:
+                assert update is not None
                 self._remember(worker, c, update)
         old_min = table.min_clock
         released = table.commit(worker)

@@ -110,6 +110,19 @@ def test_s0_lazy_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
     assert np.allclose(real.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
 
 
+def test_one_worker_eager_with_momentum_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
+    """Reused Gloo buffers: x kept in the server's outgoing payload (eager reads), gradients in a
+    pool of receive buffers, momentum buffers that must not alias them; one worker makes eager
+    reads deterministic, so the losses equal the simulator's."""
+    config = _config(workers__count="1", workers__stragglers="[]", consistency__read_policy='"eager"',
+                     optimizer__momentum="0.5")
+    meta = deploy(config, tmp_path / "real")
+    assert meta["status"] == "complete", meta
+    sim = sspsim.simulate(config).trace.sort_values(["worker", "clock"])
+    real = sspsim.read_run(tmp_path / "real").trace.sort_values(["worker", "clock"])
+    assert np.allclose(real.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_killed_worker_ends_incomplete_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that dies mid-run: run.json is written incomplete with why, and deploy returns promptly."""
     monkeypatch.setenv(FAULT_ENV, "1:5:die")

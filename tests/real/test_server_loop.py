@@ -27,6 +27,7 @@ from sspsim.real.transport import (  # noqa: E402
     WorkerHeader,
     decode,
     encode,
+    encode_into,
 )
 from sspsim.real.worker import Worker  # noqa: E402
 
@@ -172,6 +173,36 @@ def test_bsp_lazy_loop_reproduces_the_simulator_trajectory(tmp_path: Path) -> No
     sim = sspsim.simulate(config).trace.sort_values(["worker", "clock"])
     assert (real.staleness == 0).all()
     assert np.allclose(real.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_eager_loop_with_momentum_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
+    """One worker (eager reads are then deterministic), momentum 0.5: with x kept in the server
+    transport's outgoing payload and gradients staged into the worker's, the losses equal the
+    simulator's."""
+    config = _config(workers__count="1", workers__stragglers="[]", consistency__read_policy='"eager"',
+                     optimizer__momentum="0.5")
+    code, _ = _run(config, tmp_path / "run")
+    assert code == 0
+    real = sspsim.read_run(tmp_path / "run").trace.sort_values(["worker", "clock"])
+    sim = sspsim.simulate(config).trace.sort_values(["worker", "clock"])
+    assert np.allclose(real.loss.to_numpy(), sim.loss.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_encode_into_writes_the_header_and_copies_only_a_foreign_payload() -> None:
+    """The reused send buffer: a stale header tail is zeroed, a payload already in place is not
+    copied (same memory), another is, and None leaves the payload as it was."""
+    buf = np.full(HEADER + 3, 9.0)
+    encode_into(buf, ServerHeader(Kind.READ, clock=2), np.arange(3.0))
+    assert buf.tolist() == [4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0]
+    buf[HEADER:] = 7.0
+    encode_into(buf, ServerHeader(Kind.DONE), None)
+    assert buf.tolist() == [5.0] + [0.0] * 7 + [7.0] * 3
+    view = buf[HEADER:]
+    view[:] = [1.0, 2.0, 3.0]
+    encode_into(buf, WorkerHeader(Kind.PUSH, worker=1, clock=3), view)
+    assert decode(1, buf).header == WorkerHeader(Kind.PUSH, worker=1, clock=3) and buf[HEADER:].tolist() == [1.0, 2.0, 3.0]
+    encode_into(buf, WorkerHeader(Kind.PUSH, worker=1, clock=4), view[::-1])  # overlapping, not the same: copied
+    assert buf[HEADER:].tolist() == [3.0, 2.0, 1.0]
 
 
 def test_worker_that_goes_silent_is_reported_and_the_others_are_stopped(tmp_path: Path) -> None:

@@ -189,6 +189,17 @@ def test_staging_on_cpu_round_trips_and_reuses_its_buffers(through_host: bool) -
         staging.to_host(torch.zeros(6))
 
 
+def test_staging_writes_gradients_into_the_given_host_buffer() -> None:
+    """``host_out`` (the transport's outgoing payload): to_host fills it and returns it, so the push copies nothing."""
+    wire = np.zeros(8 + 3)
+    outgoing = wire[8:]
+    staging = Staging(3, torch.device("cpu"), torch.float32, host_out=outgoing)
+    got = staging.to_host(torch.tensor([1.5, -2.0, 0.25]))
+    assert got is outgoing and wire.tolist() == [0.0] * 8 + [1.5, -2.0, 0.25]
+    with pytest.raises(ValueError, match="host_out must be float64"):
+        Staging(3, torch.device("cpu"), torch.float32, host_out=np.zeros(4))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 def test_staging_on_cuda_is_pinned_and_exact() -> None:
     staging = Staging(1000, torch.device("cuda:0"), torch.float64)
