@@ -7,7 +7,7 @@ One iteration of worker p (DESIGN §Semantics):
 2. read the parameters (the read policy decides what the read holds); the pull travels for
    ``latency + bytes/bandwidth``;
 3. compute for the drawn time X[p, c]: the minibatch gradient at the parameters read;
-4. push the update (another message cost); the server applies it, FIFO, taking
+4. push the update (the message cost plus ``receive_time``); the server applies it, FIFO, taking
    ``apply_time`` each: that instant is the **commit**.
 
 Simultaneous events: an eager or push read taken at instant a sees every commit at instant a,
@@ -97,6 +97,7 @@ def simulate_events(
     """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
+    push = config.network.push_cost(problem.n_params)
     apply_time = config.network.apply_time
     policy = config.consistency.read_policy
     math_ = problem.has_math
@@ -138,7 +139,7 @@ def simulate_events(
             if math_:
                 assert read.params is not None  # a server with math always returns the parameters
                 loss, grad = problem.loss_grad(read.params, sample_indices(seed, p, c, batch, n))
-            yield env.timeout(cost + times[c - 1] + cost)
+            yield env.timeout(cost + times[c - 1] + push)
             if apply_queue is not None:
                 with apply_queue.request() as slot:
                     yield slot

@@ -50,6 +50,7 @@ def simulate_heapq(
         raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
+    push_cost = config.network.push_cost(problem.n_params)
     apply_time = config.network.apply_time
     staleness = config.consistency.staleness
     policy = config.consistency.read_policy
@@ -145,7 +146,7 @@ def simulate_heapq(
             reads[at] = read_count(cutoff, c, workers)
         admit[at] = now
         wait[at] = now - last_commit[p]
-        push(heap, (now + (cost + times[p][c - 1] + cost), _NORMAL, eid, _COMPUTED, p))
+        push(heap, (now + (cost + times[p][c - 1] + push_cost), _NORMAL, eid, _COMPUTED, p))
         eid += 1
     if commits != total:  # pragma: no cover - would be a deadlock in the protocol
         raise RuntimeError(f"simulation stalled after {commits} of {total} commits")

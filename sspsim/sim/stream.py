@@ -64,6 +64,7 @@ def stream_schedule(
     read_policy: str,
     message_cost: float,
     eval_every: int,
+    push_cost: float | None = None,
     block: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Totals, list[dict[str, float]], np.ndarray]:
@@ -74,6 +75,7 @@ def stream_schedule(
     completed everywhere, ``M[0] = 0``).  Raises :class:`ZeroDuration` on a zero-length
     iteration.
     """
+    push = message_cost if push_cost is None else push_cost
     if math.isinf(staleness):
         raise ValueError("streaming needs a finite staleness")
     s = int(staleness)
@@ -99,7 +101,7 @@ def stream_schedule(
             c += 1
             need = guaranteed_clock(c, s)
             gate = float(M[need]) if need >= 1 else 0.0
-            d = message_cost + x + message_cost  # the event engine's order of additions
+            d = message_cost + x + push  # the event engine's order of additions
             if float(d.min()) <= 0.0:
                 raise ZeroDuration(f"clock {c}")
             a = np.maximum(prev, gate)
