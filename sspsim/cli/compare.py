@@ -1,4 +1,5 @@
-"""``sspsim compare SIM_DIR REAL_DIR``: predicted (a simulated run) against measured (a real run)."""
+"""``sspsim compare SIM_DIR REAL_DIR [REAL_DIR ...]``: predicted (a simulated run) against measured
+(a real run, or the median of several with their spread)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``compare`` on an argparse subparsers object; returns its parser."""
     p = subparsers.add_parser("compare", help="predicted (a simulated run) against measured (a real run)")
     p.add_argument("sim_dir", type=Path)
-    p.add_argument("real_dir", type=Path)
+    p.add_argument("real_dir", type=Path, nargs="+",
+                   help="a real run; several real runs of the config: compared through their median, with their spread")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--max-error", type=_fraction, default=None, metavar="X",
                    help="exit 1 when the largest timing error exceeds X (a fraction: 0.1 is 10 %%)")
@@ -41,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from sspsim.cli.console import print_table
     from sspsim.comparison import METRICS, compare_runs
 
-    with reading("SIM_DIR, REAL_DIR", f"{args.sim_dir}, {args.real_dir}"):
-        result = compare_runs(args.sim_dir, args.real_dir)
+    reals = args.real_dir
+    with reading("SIM_DIR, REAL_DIR", f"{args.sim_dir}, {', '.join(map(str, reals))}"):
+        result = compare_runs(args.sim_dir, *reals)
     headline = result.max_timing_error
     exceeded = args.max_error is not None and (headline is None or headline > args.max_error)
     if args.json:
@@ -50,18 +53,26 @@ def run(args: argparse.Namespace) -> int:
         return 1 if exceeded else 0
     labels = dict(METRICS)
 
-    def row(m: Any) -> tuple[Any, ...]:
-        return (labels[m.name], m.predicted, m.measured, None if m.error is None else f"{100 * m.error:.1f} %")
+    several = len(reals) > 1
 
-    title = f"predicted ({args.sim_dir}) against measured ({args.real_dir})"
+    def pct(x: float | None) -> str | None:
+        return None if x is None else f"{100 * x:.1f} %"
+
+    def row(m: Any) -> tuple[Any, ...]:
+        return (labels[m.name], m.predicted, m.measured, pct(m.error)) + ((pct(m.spread),) if several else ())
+
+    columns = ("metric", "predicted", "measured", "error") + (("real spread",) if several else ())
+    measured = f"the median of {len(reals)} real runs" if several else str(reals[0])
+    title = f"predicted ({args.sim_dir}) against measured ({measured})"
     caption = ("no timing metric could be compared" if headline is None else
                f"largest timing error: {100 * headline:.1f} % ({labels[result.worst_timing_metric or '']})")
+    if several and result.max_timing_spread is not None:
+        caption += f"; the real runs differ by up to {100 * result.max_timing_spread:.1f} %"
     if args.max_error is not None:
         caption += f"; limit {100 * args.max_error:.1f} %: {'EXCEEDED' if exceeded else 'within'}"
-    print_table(title, ("metric", "predicted", "measured", "error"),
-                [row(m) for m in result.metrics if not m.by_construction], caption=caption)
+    print_table(title, columns, [row(m) for m in result.metrics if not m.by_construction], caption=caption)
     exact = [row(m) for m in result.metrics if m.by_construction]
     if exact:
         print_table("equal by construction (the config fixes them whatever the timing; not a test of fidelity)",
-                    ("metric", "predicted", "measured", "error"), exact)
+                    columns, exact)
     return 1 if exceeded else 0
