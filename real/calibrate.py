@@ -135,7 +135,7 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     needs ``force``; other files are never overwritten without it.
     """
     check_file(cal_file, force=force)
-    short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks), target=None, eval_every=None)
+    short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks))  # evaluations as in the run: snapshots cost time
     started = time.time()
     profile = _profile(config.replace(run=short), workdir / "profile", force)
     costs = profile_costs(profile)
@@ -146,7 +146,7 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     for scale in (10, 100):
         dim = min(n_params * scale, 2_000_000)
         timing = config.replace(
-            run=dataclasses.replace(short, clocks=min(20, short.clocks)),
+            run=dataclasses.replace(short, clocks=min(20, short.clocks), target=None, eval_every=None),
             problem=dataclasses.replace(config.problem, kind="none", dim=dim),
             consistency=dataclasses.replace(config.consistency, staleness=sspsim.INF, read_policy="eager"),
             real=dataclasses.replace(config.real, inject_delays=False),
