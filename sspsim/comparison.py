@@ -95,8 +95,8 @@ class Metric:
         return abs(self.predicted - self.measured) / abs(self.measured)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "predicted": self.predicted, "measured": self.measured, "error": self.error,
-               "timing": self.timing, "by_construction": self.by_construction}
+        out: dict[str, Any] = {"name": self.name, "predicted": self.predicted, "measured": self.measured,
+                               "error": self.error, "timing": self.timing, "by_construction": self.by_construction}
         if self.runs:
             out.update(runs=list(self.runs), spread=self.spread)
         return out
@@ -135,7 +135,7 @@ class Comparison:
         return math.exp(sum(math.log(max(e, ERROR_FLOOR)) for e in errors) / len(errors))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"metrics": [m.to_dict() for m in self.metrics], "max_timing_error": self.max_timing_error,
+        out: dict[str, Any] = {"metrics": [m.to_dict() for m in self.metrics], "max_timing_error": self.max_timing_error,
                "worst_timing_metric": self.worst_timing_metric, "geomean_error": self.geomean_error,
                "simulated": self.simulated, "measured": self.measured}
         if self.replicates:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from sspsim.comparison import TIMING_METRICS, by_construction, compare_runs
+from sspsim.errors import InputError
 from sspsim.rundir import Run
 
 
@@ -81,7 +82,7 @@ def test_several_real_runs_are_compared_through_their_median_with_their_spread()
     assert len(d["replicates"]) == 3 and d["metrics"][0]["runs"] == [0.09, 0.10, 0.13]
     one = compare_runs(_run("eager", 2, predicted, "sim"), _run("eager", 2, runs[0], "real"))
     assert "replicates" not in one.to_dict() and one.max_timing_spread is None
-    with pytest.raises(Exception, match="workers.count"):
+    with pytest.raises(InputError, match=r"workers\.count"):
         compare_runs(_run("eager", 2, predicted, "sim"), _run("eager", 2, runs[0], "real"),
                      _run("eager", 2, runs[1], "real", workers=4))
 
