@@ -41,7 +41,7 @@ from sspsim.outdir import FILE_MARK, check_file
 from sspsim.real.launch import deploy
 from sspsim.tomlwrite import dumps
 
-__all__ = ["ProfileCosts", "calibrate", "fit_compute", "fit_network", "profile_costs"]
+__all__ = ["ProfileCosts", "calibrate", "fit_compute", "fit_network", "profile_costs", "replay_config"]
 
 WIRE_HEADER = 8  # float64 header fields in every message (real.transport.HEADER)
 
@@ -119,6 +119,27 @@ def profile_costs(run: sspsim.Run) -> ProfileCosts:
     push = (trace["commit_time"] - trace["start_time"] - trace["compute_time"]).to_numpy()
     return ProfileCosts(compute=later, warmup=float(max(extra.mean(), 0.0)) if extra.size else 0.0,
                         pull=float(pull.mean()), push=float(push.mean()))
+
+
+def replay_config(calibrated: Config, run: sspsim.Run) -> Config:
+    """``calibrated`` with ``run``'s own iterations replayed: a check of the simulator's mechanics
+    (gate, waits, message and server costs) that the machine's load cannot disturb.
+
+    Iteration c of worker p takes what it took in ``run`` from its read to the server's receipt
+    of its push (``commit_time - read_time``: pull, injected delay, real computation, push), as
+    the ``trace`` speed model with a free network; the server's ``apply_time`` stays.
+    Stragglers, transient slowdowns, ``compute`` and ``warmup`` are already in those times.
+    """
+    from sspsim.speeds import TraceTimes
+
+    trace = run.trace
+    P, C = run.config.workers.count, run.config.run.clocks
+    times = np.zeros((P, C))
+    times[trace["worker"].to_numpy(), trace["clock"].to_numpy() - 1] = (trace["commit_time"] - trace["read_time"]).to_numpy()
+    workers = dataclasses.replace(calibrated.workers, speed=TraceTimes(file=Path(run.path or ".") / "trace.csv", times=times),
+                                  stragglers=(), transient=None, compute=None, warmup=0.0)
+    network = dataclasses.replace(calibrated.network, latency=0.0, bandwidth=INF, receive_time=0.0)
+    return calibrated.replace(workers=workers, network=network, run=dataclasses.replace(calibrated.run, clocks=C))
 
 
 def _profile(config: Config, out: Path, force: bool) -> sspsim.Run:
