@@ -82,7 +82,7 @@ def test_calibrated_config_keeps_the_experiment_and_adds_the_measurements(workfl
     assert config.workers.speed == original.workers.speed and config.workers.stragglers == original.workers.stragglers
     assert config.workers.compute.kind == "empirical" and len(config.workers.compute.samples) == 3 * 59  # clock 1 apart
     assert config.network.latency > 0 and config.network.apply_time > 0 and config.network.message_bytes > 0
-    assert config.network.receive_time >= 0 and config.workers.warmup > 0
+    assert config.network.receive_time >= 0 and config.workers.warmup >= 0  # 0 when the load made later iterations slower
     facts = cal["calibration"]
     assert facts["compute"]["n"] == 3 * 59 and "ks" in facts["compute"]["lognormal"]
     assert len(facts["pull_seconds"]) == 3 and facts["startup_time"] > 0
