@@ -49,7 +49,9 @@ CASES: dict[str, dict[str, Any]] = {
     "d": {"run": {"clocks": 40, "target": 1.5}, "problem": {"kind": "mlp", "hidden": [64]},
           "optimizer": {"lr": 0.1, "schedule": "constant"}, "consistency": {"staleness": 4, "read_policy": "eager"},
           "workers": {"count": 5, "speed": {"kind": "exponential", "mean": 0.02}}},
-    # own: 2 workers, fast constant compute (communication-heavy), s = 3, push reads, large messages
+    # own: 2 workers, fast constant compute (communication-heavy), s = 3, push reads, large messages.
+    # Not in the default list: on 2026-11-30 its profile deploy hung (a worker's Gloo send timed out
+    # after 180 s) on main and on this branch alike; a real-backend bug to find, not a fidelity figure.
     "e": {"run": {"clocks": 60, "target": 0.6}, "problem": {"kind": "logistic", "dim": 20000},
           "optimizer": {"lr": 0.1, "schedule": "constant"}, "consistency": {"staleness": 3, "read_policy": "push"},
           "workers": {"count": 2, "speed": {"kind": "constant", "value": 0.008}}},
@@ -100,7 +102,7 @@ def _pct(x: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default="a,b,c,d", help=f"comma-separated, of {','.join(CASES)}")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cal-clocks", type=int, default=20)
     ap.add_argument("--json", type=Path, default=None)
