@@ -3,17 +3,23 @@
 Three short deploys (about 20 s in all):
 
 1. **profile**: the config itself, shortened to ``--clocks`` clocks, injected delays on, so the
-   workers contend for the CPU as they will in the real run.  From its trace: the real
-   computation of every iteration (``real_compute_time``, without the injected delay), the pull
-   (``start_time - read_time``) and the server's busy time per push.
+   workers contend for the CPU as they will in the real run.  From its trace (see
+   :func:`profile_costs`): what each iteration took beyond its injected delay (the real
+   computation plus the sleep's overshoot, which grows with the load), what the first
+   iteration took beyond that (start-up: the first request, first-call overheads), the pull
+   (``start_time - read_time``), the push (``commit_time - start_time - compute_time``) and the
+   server's busy time per push.
 2. **two message sizes** (problem ``none``, 10x and 100x the model, no injected delay): the pull
    at three sizes gives ``latency + bytes / bandwidth`` by least squares.
 
 The calibrated config is the original with ``[workers] compute`` (the measured computation,
 resampled: the simulator adds it to the injected draw before the slowdown factors, as the real
-worker does), ``[network]`` latency, bandwidth, message size and ``apply_time`` (the server's
-busy time per push, a FIFO queue in the simulator), and a ``[calibration]`` table with what was
-measured and how well parametric models fit (Kolmogorov-Smirnov).
+worker does), ``[workers] warmup`` (the first iteration's extra time), ``[network]`` latency and
+bandwidth (anchored so that a pull of the model costs the pull measured in the profile),
+message size, ``receive_time`` (the mean push minus the mean pull: the server's receiving
+thread handing the push to its main loop) and ``apply_time`` (the server's busy time per push,
+a FIFO queue in the simulator), and a ``[calibration]`` table with what was measured and how
+well parametric models fit (Kolmogorov-Smirnov).
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ import numpy as np
 import scipy.stats
 
 import sspsim
-from sspsim.config import Config, config_from_dict
+from sspsim.config import INF, Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.outdir import FILE_MARK, check_file
 from sspsim.real.launch import deploy
 from sspsim.tomlwrite import dumps
 
-__all__ = ["calibrate", "fit_compute", "fit_network"]
+__all__ = ["ProfileCosts", "calibrate", "fit_compute", "fit_network", "profile_costs", "replay_config"]
 
 WIRE_HEADER = 8  # float64 header fields in every message (real.transport.HEADER)
 
@@ -72,6 +78,70 @@ def fit_network(sizes: list[int], pulls: list[float]) -> tuple[float, float]:
     return float(max(intercept, 0.0)), float(1.0 / slope)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProfileCosts:
+    """What a profile run's trace says each part of an iteration costs (seconds)."""
+
+    compute: np.ndarray  # per iteration after the first: (duration / factor) - injected draw
+    warmup: float  # the first iteration's extra time, mean over workers
+    pull: float  # mean start_time - read_time
+    push: float  # mean commit_time - start_time - compute_time
+
+
+def profile_costs(run: sspsim.Run) -> ProfileCosts:
+    """Split the profile run's iterations into computation, start-up, pull and push.
+
+    A real iteration c of worker p lasts ``k * (base + real) + overshoot`` (:mod:`sspsim.real.worker`:
+    ``k`` the slowdown factor, ``base`` the injected draw, ``overshoot`` the sleep's lateness);
+    the simulator draws ``k * (base + compute)``.  So ``compute = duration / k - base``: the real
+    computation and the overshoot, both of which grow with the CPU load.  The first iteration
+    also waits for the worker's first request and pays first-call overheads; ``warmup`` is its
+    ``read_time`` plus its extra compute beyond the mean of the others, averaged over workers.
+    """
+    from sspsim.speeds import base_times, slowdown_factors
+
+    config = run.config
+    w, C = config.workers, config.run.clocks
+    trace = run.trace
+    p, c = trace["worker"].to_numpy(), trace["clock"].to_numpy() - 1
+    if config.real.inject_delays:
+        base = base_times(w.speed, workers=w.count, clocks=C, seed=config.run.seed)[p, c]
+        k = slowdown_factors(workers=w.count, clocks=C, seed=config.run.seed, stragglers=w.stragglers,
+                             transient=w.transient)[p, c]
+    else:
+        base, k = np.zeros(len(p)), np.ones(len(p))
+    own = np.maximum(trace["compute_time"].to_numpy() / k - base, 0.0)
+    first = c == 0
+    later = own[~first] if (~first).any() else own
+    typical = float(later.mean())
+    extra = trace["read_time"].to_numpy()[first] + k[first] * (own[first] - typical)
+    pull = (trace["start_time"] - trace["read_time"]).to_numpy()
+    push = (trace["commit_time"] - trace["start_time"] - trace["compute_time"]).to_numpy()
+    return ProfileCosts(compute=later, warmup=float(max(extra.mean(), 0.0)) if extra.size else 0.0,
+                        pull=float(pull.mean()), push=float(push.mean()))
+
+
+def replay_config(calibrated: Config, run: sspsim.Run) -> Config:
+    """``calibrated`` with ``run``'s own iterations replayed: a check of the simulator's mechanics
+    (gate, waits, message and server costs) that the machine's load cannot disturb.
+
+    Iteration c of worker p takes what it took in ``run`` from its read to the server's receipt
+    of its push (``commit_time - read_time``: pull, injected delay, real computation, push), as
+    the ``trace`` speed model with a free network; the server's ``apply_time`` stays.
+    Stragglers, transient slowdowns, ``compute`` and ``warmup`` are already in those times.
+    """
+    from sspsim.speeds import TraceTimes
+
+    trace = run.trace
+    P, C = run.config.workers.count, run.config.run.clocks
+    times = np.zeros((P, C))
+    times[trace["worker"].to_numpy(), trace["clock"].to_numpy() - 1] = (trace["commit_time"] - trace["read_time"]).to_numpy()
+    workers = dataclasses.replace(calibrated.workers, speed=TraceTimes(file=Path(run.path or ".") / "trace.csv", times=times),
+                                  stragglers=(), transient=None, compute=None, warmup=0.0)
+    network = dataclasses.replace(calibrated.network, latency=0.0, bandwidth=INF, receive_time=0.0)
+    return calibrated.replace(workers=workers, network=network, run=dataclasses.replace(calibrated.run, clocks=C))
+
+
 def _profile(config: Config, out: Path, force: bool) -> sspsim.Run:
     meta = deploy(config, out, force=force)
     if meta.get("status") != "complete":
@@ -86,18 +156,18 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     needs ``force``; other files are never overwritten without it.
     """
     check_file(cal_file, force=force)
-    short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks), target=None, eval_every=None)
+    short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks))  # evaluations as in the run: snapshots cost time
     started = time.time()
     profile = _profile(config.replace(run=short), workdir / "profile", force)
-    trace = profile.trace
-    compute = trace["real_compute_time"].to_numpy()
+    costs = profile_costs(profile)
+    compute = costs.compute
     n_params = int(profile.meta["problem"]["n_params"])
-    pulls = [float((trace.start_time - trace.read_time).mean())]
+    pulls = [costs.pull]
     sizes = [8 * (n_params + WIRE_HEADER)]
     for scale in (10, 100):
         dim = min(n_params * scale, 2_000_000)
         timing = config.replace(
-            run=dataclasses.replace(short, clocks=min(20, short.clocks)),
+            run=dataclasses.replace(short, clocks=min(20, short.clocks), target=None, eval_every=None),
             problem=dataclasses.replace(config.problem, kind="none", dim=dim),
             consistency=dataclasses.replace(config.consistency, staleness=sspsim.INF, read_policy="eager"),
             real=dataclasses.replace(config.real, inject_delays=False),
@@ -106,17 +176,25 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
         pulls.append(float((t.start_time - t.read_time).mean()))
         sizes.append(8 * (dim + WIRE_HEADER))
     latency, bandwidth = fit_network(sizes, pulls)
+    if bandwidth != INF:  # the fit gives the slope; the model's own pull, measured under the run's load, the level
+        latency = max(costs.pull - sizes[0] / bandwidth, 0.0)
+    receive = max(costs.push - costs.pull, 0.0)
     busy = profile.meta.get("server", {}).get("busy_per_push") or 0.0
     fits = fit_compute(compute)
     raw = config.to_dict()
     raw["workers"]["compute"] = {"kind": "empirical", "samples": [float(v) for v in np.round(compute, 9)]}
-    raw["network"].update({"latency": latency, "bandwidth": bandwidth, "message_bytes": sizes[0], "apply_time": float(busy)})
+    raw["workers"]["warmup"] = costs.warmup
+    raw["network"].update({"latency": latency, "bandwidth": bandwidth, "message_bytes": sizes[0], "apply_time": float(busy),
+                           "receive_time": receive})
     raw["calibration"] = {
         "host": socket.gethostname(),
         "profile_clocks": short.clocks,
         "workers": config.workers.count,
         "compute": json.loads(json.dumps(fits)),
         "pull_seconds": pulls,
+        "push_seconds": costs.push,
+        "receive_time": receive,
+        "warmup": costs.warmup,
         "message_bytes": sizes,
         "latency": latency,
         "bandwidth": bandwidth,

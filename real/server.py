@@ -4,6 +4,9 @@ stamps wall-clock times, watches for dead workers, checkpoints, and writes the r
 
 Times in the trace are seconds since the run started (``time.time()`` on the server; workers on
 other hosts convert theirs with a clock offset measured at start-up, see ``sspsim.real.main``).
+The run starts when every worker has reported in (HELLO): processes come up seconds apart on a
+busy machine, and a worker that starts late would make the others wait at the gate for a reason
+that is start-up, not SSP (the simulator starts every worker at time 0).
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Server:
         self.outstanding: dict[int, float] = {}  # worker -> when its read was sent (it is computing)
         self.done: set[int] = set()
         self.greeted: set[int] = set()
+        self.ready: list[int] = []  # workers that reported in before the last one did: served at the start
         self.busy: list[float] = []  # seconds the server spent on each push (commit + the reads it served)
         self.ending = False  # set once the run's record is being written
 
@@ -130,15 +134,29 @@ class Server:
             kind = header.kind
             if kind is Kind.HELLO:
                 self.greeted.add(p)
+                self.ready.append(p)
+                if len(self.greeted) == self.P:
+                    self._start()
+                continue
+            handled = now
             if kind in (Kind.PUSH, Kind.LAST):
                 self._commit(p, msg, now)
+                handled = time.time()
+                self.busy.append(handled - now)  # applying the update and serving the reads it released
             if kind is Kind.LAST:
                 self.done.add(p)
-            if kind in (Kind.HELLO, Kind.PUSH):
-                self.request_time[p] = now
+            if kind is Kind.PUSH:
+                self.request_time[p] = handled  # waiting at the gate starts once the push is applied
                 self._request(p)
-            if kind in (Kind.PUSH, Kind.LAST):
-                self.busy.append(time.time() - now)
+
+    def _start(self) -> None:
+        """Every worker has reported in: the run's clock starts now, and each gets its first read."""
+        now = time.time()
+        self.t0 = now - self.elapsed_before
+        for p in self.ready:
+            self.request_time[p] = now
+            self._request(p)
+        self.ready.clear()
 
     def _params_on_the_wire(self) -> None:
         """Eager reads send the parameters themselves: keep x in the transport's outgoing payload

@@ -17,6 +17,11 @@ no summary figure:
   read's content, and so each update, is then fixed by the config; the sum of updates does not
   depend on commit order), or with one worker.
 
+Several real runs of one config (``compare SIM REAL REAL REAL``) are compared through the
+**median** of each metric over them, with their **spread** ``(max - min) / median`` beside it: a
+single real run on a busy machine varies by tens of percent (start-up, CPU contention), and a
+prediction cannot be judged finer than the real runs agree with each other.
+
 The geometric mean of the non-constructive errors (floored at 0.1 %, the way ASTRA-sim and Echo
 report fidelity) is kept for continuity, but it is not the headline: a few exact metrics pull it
 down while a timing metric is far off.
@@ -25,6 +30,7 @@ down while a timing metric is far off.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +123,15 @@ class Metric:
     predicted: float | None
     measured: float | None
     by_construction: bool = False
+    runs: tuple[float | None, ...] = ()  # each real run's value, when several were compared (measured is their median)
+
+    @property
+    def spread(self) -> float | None:
+        """``(max - min) / |median|`` over the real runs (None for fewer than two)."""
+        values = [v for v in self.runs if v is not None]
+        if len(values) < 2 or statistics.median(values) == 0:
+            return None
+        return (max(values) - min(values)) / abs(statistics.median(values))
 
     @property
     def timing(self) -> bool:
@@ -130,15 +145,19 @@ class Metric:
         return abs(self.predicted - self.measured) / abs(self.measured)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "predicted": self.predicted, "measured": self.measured, "error": self.error,
-                "timing": self.timing, "by_construction": self.by_construction}
+        out: dict[str, Any] = {"name": self.name, "predicted": self.predicted, "measured": self.measured,
+                               "error": self.error, "timing": self.timing, "by_construction": self.by_construction}
+        if self.runs:
+            out.update(runs=list(self.runs), spread=self.spread)
+        return out
 
 
 @dataclass(frozen=True)
 class Comparison:
     metrics: tuple[Metric, ...]
     simulated: str
-    measured: str
+    measured: str  # the (first) real run
+    replicates: tuple[str, ...] = ()  # every real run, when several were compared
 
     @property
     def max_timing_error(self) -> float | None:
@@ -152,6 +171,12 @@ class Comparison:
         return max(timed, key=lambda m: m.error or 0.0).name if timed else None
 
     @property
+    def max_timing_spread(self) -> float | None:
+        """The largest spread between the real runs among the timing metrics (None for one real run)."""
+        spreads = [m.spread for m in self.metrics if m.timing and not m.by_construction and m.spread is not None]
+        return max(spreads) if spreads else None
+
+    @property
     def geomean_error(self) -> float | None:
         """Geometric mean of the errors of the metrics that are not equal by construction (floored at 0.1 %)."""
         errors = [m.error for m in self.metrics if not m.by_construction and m.error is not None]
@@ -161,42 +186,74 @@ class Comparison:
 
     @property
     def headline(self) -> str:
-        """The headline sentence of ``compare``: the largest timing error and its metric."""
+        """The headline sentence of ``compare``: the largest timing error and its metric (and, against
+        several real runs, how far those differ)."""
         error = self.max_timing_error
         if error is None:
             return "no timing metric could be compared"
-        return f"largest timing error: {error_text(error)} ({dict(METRICS)[self.worst_timing_metric or '']})"
+        text = f"largest timing error: {error_text(error)} ({dict(METRICS)[self.worst_timing_metric or '']})"
+        if self.replicates and self.max_timing_spread is not None:
+            text += f"; the real runs differ by up to {error_text(self.max_timing_spread)}"
+        return text
 
-    def rows(self, *, by_construction: bool = False) -> list[tuple[str, float | None, float | None, str | None]]:
-        """The rows ``compare`` prints: (metric label, predicted, measured, error text), either the
-        metrics that test the prediction or (``by_construction``) those equal by construction."""
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names of :meth:`rows` (a spread column against several real runs)."""
+        return ("metric", "predicted", "measured", "error") + (("real spread",) if self.replicates else ())
+
+    @property
+    def measured_label(self) -> str:
+        """What the measured column holds: the real run's path, or the median of several."""
+        return f"the median of {len(self.replicates)} real runs" if self.replicates else self.measured
+
+    def rows(self, *, by_construction: bool = False) -> list[tuple[Any, ...]]:
+        """The rows ``compare`` prints (see :attr:`columns`): metric label, predicted, measured, error
+        text (and the real runs' spread), either the metrics that test the prediction or
+        (``by_construction``) those equal by construction."""
         labels = dict(METRICS)
-        return [(labels[m.name], m.predicted, m.measured, error_text(m.error)) for m in self.metrics
-                if m.by_construction == by_construction]
+        spread = bool(self.replicates)
+        return [(labels[m.name], m.predicted, m.measured, error_text(m.error))
+                + ((error_text(m.spread),) if spread else ())
+                for m in self.metrics if m.by_construction == by_construction]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": [m.to_dict() for m in self.metrics], "max_timing_error": self.max_timing_error,
-                "worst_timing_metric": self.worst_timing_metric, "geomean_error": self.geomean_error,
-                "simulated": self.simulated, "measured": self.measured}
+        out: dict[str, Any] = {"metrics": [m.to_dict() for m in self.metrics], "max_timing_error": self.max_timing_error,
+               "worst_timing_metric": self.worst_timing_metric, "geomean_error": self.geomean_error,
+               "simulated": self.simulated, "measured": self.measured}
+        if self.replicates:
+            out.update(replicates=list(self.replicates), max_timing_spread=self.max_timing_spread)
+        return out
 
 
 def _run(x: Run | str | Path) -> Run:
     return x if isinstance(x, Run) else read_run(x)
 
 
-def compare_runs(simulated: Run | str | Path, measured: Run | str | Path) -> Comparison:
-    """Compare a prediction (usually ``backend = "sim"``) with a measurement (usually ``"real"``)."""
-    sim, real = _run(simulated), _run(measured)
-    for run, what in ((sim, "SIM_DIR"), (real, "REAL_DIR")):
+def compare_runs(simulated: Run | str | Path, measured: Run | str | Path, *more: Run | str | Path) -> Comparison:
+    """Compare a prediction (usually ``backend = "sim"``) with a measurement (usually ``"real"``).
+
+    With ``more`` real runs of the same experiment, each metric's measured value is the median
+    over all of them, and its spread between them is reported."""
+    sim = _run(simulated)
+    reals = [_run(m) for m in (measured, *more)]
+    for run, what in ((sim, "SIM_DIR"), *((r, "REAL_DIR") for r in reals)):
         if not run.complete:
             raise InputError(what, str(run.path), f"is not a complete run (status {run.meta.get('status')!r})")
-    mine, theirs = sim.meta["config"], real.meta["config"]
-    differ = mismatch(mine, theirs)
-    if differ is not None:
-        raise InputError(*differ, "the two runs must describe the same experiment")
-    exact = by_construction(theirs)
-    metrics = tuple(Metric(name, _get(sim, name), _get(real, name), name in exact) for name, _ in METRICS)
-    return Comparison(metrics, str(sim.path), str(real.path))
+    mine = sim.meta["config"]
+    for real in reals:
+        differ = mismatch(mine, real.meta["config"])
+        if differ is not None:
+            raise InputError(*differ, "the two runs must describe the same experiment")
+    exact = by_construction(reals[0].meta["config"])
+    if not more:
+        metrics = tuple(Metric(name, _get(sim, name), _get(reals[0], name), name in exact) for name, _ in METRICS)
+        return Comparison(metrics, str(sim.path), str(reals[0].path))
+    out = []
+    for name, _ in METRICS:
+        runs = tuple(_get(r, name) for r in reals)
+        present = [v for v in runs if v is not None]
+        out.append(Metric(name, _get(sim, name), statistics.median(present) if present else None, name in exact, runs))
+    return Comparison(tuple(out), str(sim.path), str(reals[0].path), tuple(str(r.path) for r in reals))
 
 
 def _get(run: Run, name: str) -> float | None:

@@ -298,6 +298,7 @@ class WorkersConfig(_Section):
         "random slowdowns of any worker")
     compute: SpeedModel | None = spec(None, SpeedRule(optional=True),
                                       "the real computation's own time (calibration); the simulator adds it")
+    warmup: float = spec(0.0, Num(0.0), "seconds added to every worker's first iteration (a real run's start-up; calibration)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -318,18 +319,28 @@ class WorkersConfig(_Section):
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkConfig(_Section):
-    """``[network]``: message cost ``latency + bytes / bandwidth``; server apply time."""
+    """``[network]``: message cost ``latency + bytes / bandwidth``; server apply time.
+
+    A pull costs ``latency + bytes / bandwidth``; a push the same plus ``receive_time`` (what a
+    real server spends taking a message in before it can act on it: its receiving thread's
+    hand-off to the main loop, measured by ``sspsim calibrate``)."""
 
     SECTION: ClassVar[str] = "network"
     latency: float = spec(0.0, Num(0.0), "seconds per message")
     bandwidth: float = spec(INF, Num(0.0, strict=True, allow_inf=True), 'bytes per second ("inf": free)')
     apply_time: float = spec(0.0, Num(0.0), "seconds the server takes to apply one update")
     message_bytes: int | None = spec(None, Int(0, optional=True), "bytes per message (default: 4 per parameter, float32)")
+    receive_time: float = spec(0.0, Num(0.0), "seconds a push costs beyond the message cost (the server taking it in)")
 
     def message_cost(self, n_params: int) -> float:
-        """Seconds for one push or pull of the model."""
+        """Seconds for one pull of the model: ``latency + bytes / bandwidth``."""
         size = self.message_bytes if self.message_bytes is not None else 4 * n_params
         return self.latency + (0.0 if self.bandwidth == INF else size / self.bandwidth)
+
+    def push_cost(self, n_params: int) -> float:
+        """Seconds for one push: the message cost plus ``receive_time``."""
+        cost = self.message_cost(n_params)
+        return cost + self.receive_time if self.receive_time else cost
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -118,11 +118,12 @@ def check(run: Run | str | Path, theorems: Sequence[str] = ()) -> pd.DataFrame:
     return pd.DataFrame([v.to_dict() for v in verdicts])
 
 
-def compare(simulated: Run | str | Path, measured: Run | str | Path) -> Comparison:
-    """``sspsim compare``: every metric's error, the largest timing error as the headline."""
+def compare(simulated: Run | str | Path, measured: Run | str | Path, *more: Run | str | Path) -> Comparison:
+    """``sspsim compare``: every metric's error, the largest timing error as the headline (against
+    the median of the real runs, with their spread, when ``more`` are given)."""
     from sspsim.comparison import compare_runs
 
-    return compare_runs(simulated, measured)
+    return compare_runs(simulated, measured, *more)
 
 
 def _lookup(config: Mapping[str, Any], dotted: str) -> Any:

@@ -36,13 +36,16 @@ def batch_schedule(
     staleness: Staleness,
     read_policy: str,
     message_cost: float,
+    push_cost: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Recording, np.ndarray]:
     """Schedule the iterations whose compute times are ``compute`` (workers x clocks).
 
     Returns the recording (times, reads, staleness; no math) and ``M`` (length clocks + 1,
-    ``M[k]`` the instant clock k completed everywhere, ``M[0] = 0``).
+    ``M[k]`` the instant clock k completed everywhere, ``M[0] = 0``).  A pull costs
+    ``message_cost``, a push ``push_cost`` (default: the same).
     """
+    push = message_cost if push_cost is None else push_cost
     workers, clocks = compute.shape
     by_clock = np.ascontiguousarray(compute.T)  # rows are clocks: the loop reads and writes contiguous rows
     admit_t = np.empty((clocks, workers))
@@ -54,7 +57,7 @@ def batch_schedule(
         need = guaranteed_clock(c, staleness)
         gate = M[int(need)] if need >= 1 else 0.0
         a = np.maximum(prev, gate, out=admit_t[c - 1])
-        done = np.add(a, message_cost + by_clock[c - 1] + message_cost, out=commit_t[c - 1])  # the event engine's order
+        done = np.add(a, message_cost + by_clock[c - 1] + push, out=commit_t[c - 1])  # the event engine's order
         M[c] = done.max()
         prev = done
         if progress is not None and (c % tick == 0 or c == clocks):

@@ -452,13 +452,15 @@ def compute_times(
     stragglers: tuple[Straggler, ...] = (),
     transient: Transient | None = None,
     compute: SpeedModel | None = None,
+    warmup: float = 0.0,
 ) -> np.ndarray:
     """The (workers x clocks) matrix of compute times, seconds.
 
     Entry ``[p, c - 1]`` is worker p's time for iteration c: the model's draw (or the trace
     value), plus a draw of ``compute`` (the real computation a calibration measured, if any),
     times p's persistent slowdown, times ``factor`` where a transient slowdown is on; that is
-    ``(base_times + compute draws) * slowdown_factors``, as the real backend runs it.
+    ``(base_times + compute draws) * slowdown_factors``, as the real backend runs it; then
+    ``warmup`` seconds are added to every worker's first iteration (a real run's start-up).
 
     >>> t = compute_times(Exponential(1.0), workers=3, clocks=4, seed=7)
     >>> t.shape
@@ -472,6 +474,8 @@ def compute_times(
             for p, rng in enumerate(worker_generators(seed, COMPUTE_STREAM, workers)):
                 times[p] += compute.draw(rng, clocks)
         times *= slowdown_factors(workers=workers, clocks=clocks, seed=seed, stragglers=stragglers, transient=transient)
+        if warmup and clocks:
+            times[:, 0] += warmup
     if not np.isfinite(times).all():
         raise ConfigError("workers.speed", speed.kind,
                           "its times, with the slowdowns, overflow to infinity: make the times or slowdowns smaller")
@@ -487,6 +491,7 @@ def compute_time_blocks(
     stragglers: tuple[Straggler, ...] = (),
     transient: Transient | None = None,
     compute: SpeedModel | None = None,
+    warmup: float = 0.0,
     block: int = 256,
 ) -> Iterator[np.ndarray]:
     """:func:`compute_times` column block by column block: (workers x b) arrays, b <= ``block``.
@@ -519,6 +524,8 @@ def compute_time_blocks(
             for p, rng in enumerate(extra):
                 times[p] += compute.draw(rng, b)
         if not stragglers and not slow:
+            if warmup and lo == 0:
+                times[:, 0] += warmup
             yield times  # all factors are 1: multiplying by them changes nothing
             continue
         factors = np.ones((workers, b))
@@ -536,6 +543,8 @@ def compute_time_blocks(
             factors[started > 0] *= transient.factor
             tail = both[:, both.shape[1] - tail.shape[1]:]
         times *= factors
+        if warmup and lo == 0:
+            times[:, 0] += warmup
         yield times
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from sspsim.comparison import TIMING_METRICS, by_construction, compare_runs
+from sspsim.errors import InputError
 from sspsim.rundir import Run
 
 
@@ -66,6 +67,26 @@ def test_staleness_aware_steps_make_the_objective_timing_dependent() -> None:
     assert by_construction(config) == {"mean_staleness"}
 
 
+def test_several_real_runs_are_compared_through_their_median_with_their_spread() -> None:
+    """Three real runs: each metric is measured by their median, and their spread (max - min) / median
+    stands beside it; the one-run form has neither."""
+    runs = [{**MEASURED, "mean_iteration_time": t, "wait_fraction": w} for t, w in ((0.09, 0.25), (0.10, 0.20), (0.13, 0.10))]
+    predicted = {**MEASURED, "mean_iteration_time": 0.11, "wait_fraction": 0.20}
+    c = compare_runs(_run("eager", 2, predicted, "sim"), *(_run("eager", 2, r, "real") for r in runs))
+    by = {m.name: m for m in c.metrics}
+    assert by["mean_iteration_time"].measured == 0.10 and by["mean_iteration_time"].error == pytest.approx(0.1)
+    assert by["mean_iteration_time"].spread == pytest.approx(0.4) and by["wait_fraction"].spread == pytest.approx(0.75)
+    assert by["throughput"].spread == 0.0 and c.max_timing_spread == pytest.approx(0.75)
+    assert c.max_timing_error == pytest.approx(0.1)
+    d = c.to_dict()
+    assert len(d["replicates"]) == 3 and d["metrics"][0]["runs"] == [0.09, 0.10, 0.13]
+    one = compare_runs(_run("eager", 2, predicted, "sim"), _run("eager", 2, runs[0], "real"))
+    assert "replicates" not in one.to_dict() and one.max_timing_spread is None
+    with pytest.raises(InputError, match=r"workers\.count"):
+        compare_runs(_run("eager", 2, predicted, "sim"), _run("eager", 2, runs[0], "real"),
+                     _run("eager", 2, runs[1], "real", workers=4))
+
+
 def _simulated(tmp_path, name: str, seed: int):  # type: ignore[no-untyped-def]
     import sspsim
 
@@ -94,6 +115,13 @@ def test_cli_max_error_and_json(tmp_path, capsys) -> None:  # type: ignore[no-un
     with pytest.raises(SystemExit) as exc:
         main(["compare", str(a), str(b), "--max-error", "-1"])
     assert exc.value.code == 2
+    c = _simulated(tmp_path, "c", 2)
+    assert main(["compare", str(a), str(b), str(c), str(a), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["replicates"]) == 3 and data["max_timing_spread"] > 0
+    assert all(m["measured"] == sorted(m["runs"])[1] for m in data["metrics"] if None not in m["runs"])
+    assert main(["compare", str(a), str(b), str(c)]) == 0
+    assert "median of 2 real runs" in capsys.readouterr().out
 
 
 def test_cli_export(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

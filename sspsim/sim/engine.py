@@ -7,7 +7,7 @@ One iteration of worker p (DESIGN §Semantics):
 2. read the parameters (the read policy decides what the read holds); the pull travels for
    ``latency + bytes/bandwidth``;
 3. compute for the drawn time X[p, c]: the minibatch gradient at the parameters read;
-4. push the update (another message cost); the server applies it, FIFO, taking
+4. push the update (the message cost plus ``receive_time``); the server applies it, FIFO, taking
    ``apply_time`` each: that instant is the **commit**.
 
 Simultaneous events: an eager or push read taken at instant a sees every commit at instant a,
@@ -87,6 +87,7 @@ def simulate_events(
     """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
+    push = config.network.push_cost(problem.n_params)
     apply_time = config.network.apply_time
     staleness = config.consistency.staleness
     policy = config.consistency.read_policy
@@ -115,7 +116,7 @@ def simulate_events(
     copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
     tick = max(1, total // 200)
-    durations = (cost + compute + cost).tolist()  # pull, compute, push
+    durations = (cost + compute + push).tolist()  # pull, compute, push
     enter = table.enter if lean else table.admit_or_hold
     begin, release, peek, timeout = table.begin, table.commit, env.peek, env.timeout
     commits = 0  # lean: the server's commit count

@@ -56,6 +56,7 @@ def simulate_heapq(
         raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
+    push_cost = config.network.push_cost(problem.n_params)
     apply_time = config.network.apply_time
     staleness = config.consistency.staleness
     policy = config.consistency.read_policy
@@ -63,7 +64,7 @@ def simulate_heapq(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     tie_sensitive = policy != "lazy"
-    durations = (cost + compute.reshape(-1) + cost).tolist()  # pull, compute, push: the SimPy engine's sum
+    durations = (cost + compute.reshape(-1) + push_cost).tolist()  # pull, compute, push: the SimPy engine's sum
     total = workers * clocks
     tick = max(1, total // 200)
     # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place

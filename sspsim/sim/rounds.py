@@ -151,7 +151,8 @@ class _Engine:
         self.P = config.workers.count
         self.R = rounds_of(config)
         self.k = config.consistency.k or 0
-        self.m = config.network.message_cost(problem.n_params)
+        self.m = config.network.message_cost(problem.n_params)  # a pull
+        self.push = config.network.push_cost(problem.n_params)
         self.apply_time = config.network.apply_time
         self.math = problem.has_math
         x0 = problem.initial_params() if self.math else None
@@ -166,7 +167,7 @@ class _Engine:
     def draws(self, clocks: int) -> np.ndarray:
         w = self.config.workers
         return compute_times(w.speed, workers=self.P, clocks=clocks, seed=self.config.run.seed,
-                             stragglers=w.stragglers, transient=w.transient, compute=w.compute)
+                             stragglers=w.stragglers, transient=w.transient, compute=w.compute, warmup=w.warmup)
 
     def loss_grad(self, x: np.ndarray | None, worker: int, clock: int) -> tuple[float, np.ndarray | None]:
         if not self.math:
@@ -225,7 +226,7 @@ class _KSync(_Engine):
         close = self.server.closing_arrival(self.k)
         for r in range(1, self.R + 1):
             t0 = float(self.M[r - 1])
-            arrival = t0 + 2 * self.m + X[:, r - 1]
+            arrival = t0 + (self.m + self.push) + X[:, r - 1]
             order = np.argsort(arrival, kind="stable")
             pushes = [(float(arrival[p]), int(p), r, t0 + self.m, float(X[p, r - 1])) for p in order[:close]]
             cut = [(int(p), r, t0 + self.m, float(X[p, r - 1])) for p in order[close:]]
@@ -252,7 +253,7 @@ class _KBatchSync(_Engine):
         for _ in range(self.R):
             if max(done) + close + 1 > cols:
                 return None
-            heap = [(t0 + 2 * self.m + float(X[p, done[p]]), p, t0 + self.m) for p in range(self.P)]
+            heap = [(t0 + (self.m + self.push) + float(X[p, done[p]]), p, t0 + self.m) for p in range(self.P)]
             running: dict[int, tuple[int, float]] = {}
             for p in range(self.P):
                 done[p] += 1
@@ -266,7 +267,7 @@ class _KBatchSync(_Engine):
                 if len(pushes) == close:
                     break
                 nxt = arrival + self.m  # pull again (the parameters are unchanged), compute, push
-                heapq.heappush(heap, (nxt + self.m + float(X[p, done[p]]), p, nxt))
+                heapq.heappush(heap, (nxt + self.push + float(X[p, done[p]]), p, nxt))
                 done[p] += 1
                 running[p] = (done[p], nxt)
             cut = [(p, c, start, float(X[p, c - 1])) for p, (c, start) in sorted(running.items())]
@@ -298,7 +299,7 @@ class _LocalSGD(_Engine):
                         xs[p] -= eta * self.server.momentum[p].direction(grad)
                     rows.append((p, c, float(begin[p]), float(X[p, c - 1]), loss, eta))
                     begin[p] += X[p, c - 1]
-            finish = begin + self.m
+            finish = begin + self.push
             end = float(finish.max()) + self.apply_time
             self.M[r] = end
             if xs is not None:

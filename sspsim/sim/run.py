@@ -115,15 +115,17 @@ def simulate(
     compute = compute_times(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed,
         stragglers=config.workers.stragglers, transient=config.workers.transient, compute=config.workers.compute,
+        warmup=config.workers.warmup,
     )
     cost = config.network.message_cost(problem.n_params)
-    engine = "event" if server_class is not ParameterServer else choose_engine(config, cost + compute + cost)
+    push = config.network.push_cost(problem.n_params)
+    engine = "event" if server_class is not ParameterServer else choose_engine(config, cost + compute + push)
     wall = time.perf_counter()
     audit: Audit | None = None
     if engine == "batch":
         rec, M = batch_schedule(
             compute, staleness=config.consistency.staleness, read_policy=config.consistency.read_policy,
-            message_cost=cost, progress=progress,
+            message_cost=cost, push_cost=push, progress=progress,
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
     elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
@@ -131,7 +133,7 @@ def simulate(
     else:
         rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
     wall = time.perf_counter() - wall
-    summary = summarize(rec, evals, target=config.run.target, message_cost=cost)
+    summary = summarize(rec, evals, target=config.run.target, message_cost=(cost + push) / 2)  # mean of pull and push
     summary["engine"] = engine
     summary["wall_time"] = wall
     return _finish(config, problem, cost, summary, out, trace=trace_table(rec) if config.run.trace == "full" else None,
@@ -144,19 +146,21 @@ def _simulate_streaming(
     """The batch schedule's summary, streamed clock by clock (no per-iteration record)."""
     workers, clocks = config.workers.count, config.run.clocks
     cost = config.network.message_cost(problem.n_params)
+    push = config.network.push_cost(problem.n_params)
     s = config.consistency.staleness
     block = default_block(workers, s)
     wall = time.perf_counter()
     blocks = compute_time_blocks(
         config.workers.speed, workers=workers, clocks=clocks, seed=config.run.seed, stragglers=config.workers.stragglers,
-        transient=config.workers.transient, compute=config.workers.compute, block=max(block, DRAW_BLOCK // max(1, workers)),
+        transient=config.workers.transient, compute=config.workers.compute, warmup=config.workers.warmup,
+        block=max(block, DRAW_BLOCK // max(1, workers)),
     )
     totals, evals, _ = stream_schedule(
         blocks, workers=workers, clocks=clocks, staleness=s, read_policy=config.consistency.read_policy,
-        message_cost=cost, eval_every=eval_clocks(config, clocks), block=block, progress=progress,
+        message_cost=cost, push_cost=push, eval_every=eval_clocks(config, clocks), block=block, progress=progress,
     )
     wall = time.perf_counter() - wall
-    summary = summary_figures(totals, evals, target=config.run.target, message_cost=cost)
+    summary = summary_figures(totals, evals, target=config.run.target, message_cost=(cost + push) / 2)
     summary["engine"] = "batch"
     summary["wall_time"] = wall
     return _finish(config, problem, cost, summary, out, trace=None, evals=evals, audit=None, force=force)

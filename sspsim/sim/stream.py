@@ -65,6 +65,7 @@ def stream_schedule(
     read_policy: str,
     message_cost: float,
     eval_every: int,
+    push_cost: float | None = None,
     block: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Totals, list[dict[str, float]], np.ndarray]:
@@ -75,6 +76,7 @@ def stream_schedule(
     completed everywhere, ``M[0] = 0``).  Raises :class:`ZeroDuration` on a zero-length
     iteration.
     """
+    push = message_cost if push_cost is None else push_cost
     if math.isinf(staleness):
         raise ValueError("streaming needs a finite staleness")
     s = int(staleness)
@@ -97,8 +99,8 @@ def stream_schedule(
     c = 0
     for chunk in blocks:
         by_clock = np.ascontiguousarray(chunk.T)
-        # the event engine's order of additions; with no message cost (0 + x) + 0 is x itself
-        durations = by_clock if message_cost == 0.0 else message_cost + by_clock + message_cost
+        # the event engine's order of additions (pull, compute, push); with no message costs (0 + x) + 0 is x itself
+        durations = by_clock if message_cost == 0.0 and push == 0.0 else message_cost + by_clock + push
         short = durations.min(axis=1) <= 0.0
         if short.any():
             raise ZeroDuration(f"clock {c + 1 + int(np.argmax(short))}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -77,10 +78,11 @@ class _Silent(Exception):
 
 
 def _run(config: sspsim.Config, out: Path, *, silent: dict[int, int] | None = None,
-         absent: tuple[int, ...] = ()) -> tuple[int, dict[int, int | str]]:
+         absent: tuple[int, ...] = (), late: dict[int, float] | None = None) -> tuple[int, dict[int, int | str]]:
     """The server loop on this thread, one thread per worker; exit codes of the server and workers.
 
-    ``silent`` maps a worker to the clock it goes silent at; ``absent`` workers never start.
+    ``silent`` maps a worker to the clock it goes silent at; ``absent`` workers never start;
+    ``late`` maps a worker to the seconds it sleeps before it starts.
     """
     problem = make_problem(config.problem, config.problem_seed)
     P = config.workers.count
@@ -88,6 +90,8 @@ def _run(config: sspsim.Config, out: Path, *, silent: dict[int, int] | None = No
     codes: dict[int, int | str] = {}
 
     def work(p: int) -> None:
+        if late and p in late:
+            time.sleep(late[p])
         transport = hub.endpoint(p + 1)
         if silent and p in silent:
             transport = _GoesSilent(transport, silent[p])  # type: ignore[assignment]
@@ -161,6 +165,18 @@ def test_server_loop_with_three_worker_threads_obeys_the_gate(tmp_path: Path) ->
     assert {"ssp.I1_gate", "ssp.I2_read_guarantee"} <= held
     wait = trace.groupby("worker").wait_time.sum()
     assert wait.idxmin() == 0
+
+
+def test_the_run_starts_when_every_worker_has_reported_in(tmp_path: Path) -> None:
+    """A worker whose process comes up late does not make the others wait at the gate: the run's
+    clock starts at its HELLO, so every first read is served at about time 0 and nobody waits
+    for it (as in the simulator, where every worker starts at 0)."""
+    code, _ = _run(_config(), tmp_path / "run", late={2: 0.5})
+    assert code == 0
+    trace = sspsim.read_run(tmp_path / "run").trace
+    first = trace[trace.clock == 1]
+    assert len(first) == 3 and first.read_time.max() < 0.25, first.read_time.tolist()
+    assert first.wait_time.max() < 0.25 and trace.wait_time.sum() < 0.5, trace.wait_time.sum()
 
 
 def test_bsp_lazy_loop_reproduces_the_simulator_trajectory(tmp_path: Path) -> None:
