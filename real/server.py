@@ -153,6 +153,8 @@ class Server:
         """Every worker has reported in: the run's clock starts now, and each gets its first read."""
         now = time.time()
         self.t0 = now - self.elapsed_before
+        if self.tb is not None:
+            self.tb.start = self.t0  # TensorBoard's wall times are the run's own clock
         for p in self.ready:
             self.request_time[p] = now
             self._request(p)
