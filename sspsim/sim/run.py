@@ -19,7 +19,7 @@ from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
-from sspsim.sim.heapq_engine import simulate_heapq
+from sspsim.sim.heapq_engine import simulate_heapq, summarize_heapq
 from sspsim.sim.rounds import RoundServer, simulate_rounds, summarize_rounds
 from sspsim.sim.stream import DRAW_BLOCK, ZeroDuration, default_block, stream_schedule
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
@@ -127,6 +127,12 @@ def simulate(
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
     elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
+        if config.run.trace == "summary":  # no trace asked for: the heapq loop keeps only the summary's totals
+            totals, evals = summarize_heapq(config, problem, compute, progress=progress)
+            summary = summary_figures(totals, evals, target=config.run.target, message_cost=cost)
+            summary["engine"] = engine
+            summary["wall_time"] = time.perf_counter() - wall
+            return _finish(config, problem, cost, summary, out, trace=None, evals=evals, audit=None, force=force)
         rec, evals = simulate_heapq(config, problem, compute, progress=progress)  # SimPy's schedule, without SimPy
     else:
         rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
