@@ -125,6 +125,7 @@ def _run(
     busy = False  # a request holds the apply queue
     release_next = False  # the apply queue's release is the next event
     commits = 0
+    slowest = 0  # table.min_clock, kept up to date after each commit
     now = 0.0
     NORMAL, LATE = _NORMAL * _RANK, _LATE * _RANK
     for p in range(workers):
@@ -161,6 +162,14 @@ def _run(
         p = code >> 3
         if action == _COMPUTED:
             if apply_time > 0:  # a request; SimPy's resource tries only the head of its queue
+                if not busy and not waiting:  # granted at once: the queue's head is p
+                    busy = True
+                    if now_normal or (heap and heap[0][0] == now):
+                        normal_append((NORMAL + eid, p * 8 + _GRANTED))
+                    else:  # the grant comes next: the apply starts now
+                        push(heap, (now + apply_time, NORMAL + eid + 1, p * 8 + _APPLIED))
+                    eid += 2
+                    continue
                 waiting.append(p)
                 if not busy:
                     busy = True
@@ -189,7 +198,6 @@ def _run(
         if action >= _COMPUTED:  # the commit (_COMPUTED without an apply queue, or _APPLIED)
             commits += 1
             c = clock_of(p)
-            old_min = table.min_clock
             for q in commit_to(p):  # released workers read late in this instant
                 late_append((LATE + eid, q * 8 + _READ))
                 eid += 1
@@ -203,16 +211,16 @@ def _run(
                 if us > most:
                     most = us
             last_commit[p] = now
-            slowest = table.min_clock
-            if slowest != old_min and due(slowest):
-                evaluator.rows.append(evaluator.row(None, now, slowest, commits))
+            if table.min_clock != slowest:  # only a commit moves the slowest clock
+                slowest = table.min_clock
+                if due(slowest):
+                    evaluator.rows.append(evaluator.row(None, now, slowest, commits))
             if progress is not None and commits % tick == 0:
                 progress(commits, total)
             c += 1
             action = _BEGIN
         elif action == _BEGIN:  # the process starts
             c = clock_of(p)
-            slowest = table.min_clock
         if action == _BEGIN:  # the top of the worker's loop
             if c == clocks:  # the process ends: an event nobody waits for
                 normal_append((NORMAL + eid, p * 8 + _END))
@@ -236,7 +244,6 @@ def _run(
                 continue
         else:
             c = clock_of(p)
-            slowest = table.min_clock
             if action == _READ:  # released from the gate
                 begin(p)
         # the read, by the controller's rule (ssp.read_cutoff): eager holds every commit so far;
