@@ -183,7 +183,7 @@ def _run(
             busy = False  # leaving the `with` block: the release is an event, whose processing grants the next
             if now_normal or (heap and heap[0][0] == now):
                 normal_append((NORMAL + eid, _RELEASE))
-            else:
+            elif waiting:  # with nobody waiting the release, due next, changes nothing
                 release_next = True
             eid += 1
         elif action >= _GRANTED:
