@@ -19,6 +19,8 @@ identical recordings on identical draws (a property test checks it):
 
 The SSP gate is the same :class:`~sspsim.ssp.ClockTable` the SimPy engine's server asks;
 reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parameters).
+:func:`simulate_heapq` records every iteration; :func:`summarize_heapq` (runs with
+``trace = "summary"``) replays the same events and keeps only the summary's running totals.
 """
 
 from __future__ import annotations

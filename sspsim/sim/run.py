@@ -37,8 +37,9 @@ def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     """``batch`` where the closed-form schedule is exact, else ``event``.
 
     Under ``auto`` a timing-only ``event`` run takes the plain heapq loop
-    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does;
-    ``[run] engine = "event"`` keeps SimPy.
+    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does
+    (with ``trace = "summary"``, keeping only the summary's totals); ``[run] engine = "event"``
+    keeps SimPy.
 
     Exact means: no math (``problem.kind = "none"``), no server contention
     (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
