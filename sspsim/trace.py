@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TRACE_COLUMNS", "Recording", "Totals", "objective_summary", "summarize", "summary_figures", "trace_table"]
+__all__ = [
+    "TRACE_COLUMNS", "Recording", "Totals", "objective_summary", "recording_totals", "summarize", "summary_figures",
+    "trace_table",
+]
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "worker",  # 0-based
@@ -98,18 +101,20 @@ def trace_table(rec: Recording) -> dict[str, np.ndarray]:
 
 def summarize(rec: Recording, evals: list[dict[str, float]], *, target: float | None, message_cost: float) -> dict[str, Any]:
     """Summary figures of a run (``run.json`` → ``summary``)."""
+    return summary_figures(recording_totals(rec), evals, target=target, message_cost=message_cost)
+
+
+def recording_totals(rec: Recording) -> Totals:
+    """The :class:`Totals` of a recorded run."""
     workers, clocks = rec.shape
     clock_idx = np.arange(1, clocks + 1)
     staleness = (clock_idx - 1)[None, :] - rec.visible
-    return summary_figures(
-        Totals(
-            workers=workers, clocks=clocks, total_time=float(rec.commit.max()), finish=rec.commit[:, -1],
-            compute_mean=float(rec.compute.mean()), compute_per_worker=rec.compute.sum(axis=1),
-            wait_total=float(rec.wait.sum()), wait_per_worker=rec.wait.sum(axis=1),
-            staleness_histogram=np.bincount(staleness.ravel()) if staleness.size else np.zeros(0, dtype=int),
-            update_staleness_sum=int(rec.update_staleness.sum()), update_staleness_max=int(rec.update_staleness.max()),
-        ),
-        evals, target=target, message_cost=message_cost,
+    return Totals(
+        workers=workers, clocks=clocks, total_time=float(rec.commit.max()), finish=rec.commit[:, -1],
+        compute_mean=float(rec.compute.mean()), compute_per_worker=rec.compute.sum(axis=1),
+        wait_total=float(rec.wait.sum()), wait_per_worker=rec.wait.sum(axis=1),
+        staleness_histogram=np.bincount(staleness.ravel()) if staleness.size else np.zeros(0, dtype=int),
+        update_staleness_sum=int(rec.update_staleness.sum()), update_staleness_max=int(rec.update_staleness.max()),
     )
 
 

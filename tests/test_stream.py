@@ -184,6 +184,66 @@ def test_auto_engine_takes_the_heapq_loop_for_contention(monkeypatch: pytest.Mon
     assert {k: v for k, v in auto.items() if k != "wall_time"} == {k: v for k, v in forced.items() if k != "wall_time"}
 
 
+@budget(1.0)
+@given(raw=sim_configs(problems=("none",), max_workers=10, max_clocks=10), apply_time=st.sampled_from([0.0, 0.05, 0.25, 1.0]),
+       every=st.integers(1, 4))
+def test_heapq_summary_mode_equals_its_recording(raw: dict, apply_time: float, every: int) -> None:
+    """The heapq loop's summary-only mode gives the summary figures and evaluation rows of its
+    recording (summarised by sspsim.trace.summarize), over read policies, s, apply times and P."""
+    from sspsim.sim.heapq_engine import simulate_heapq, summarize_heapq
+    from sspsim.speeds import compute_times
+    from sspsim.trace import summarize
+
+    if raw["workers"]["speed"]["kind"] != "trace":
+        raw["network"]["apply_time"] = apply_time
+    raw["run"]["eval_every"] = every
+    with materialize(raw) as config:
+        problem = make_problem(config.problem, config.problem_seed)
+        w = config.workers
+        compute = compute_times(w.speed, workers=w.count, clocks=config.run.clocks, seed=config.run.seed,
+                                stragglers=w.stragglers, transient=w.transient, compute=w.compute)
+        cost = config.network.message_cost(problem.n_params)
+        rec, want_evals = simulate_heapq(config, problem, compute)
+        totals, got_evals = summarize_heapq(config, problem, compute)
+    assert got_evals == want_evals
+    assert_same(summary_figures(totals, got_evals, target=None, message_cost=cost),
+                summarize(rec, want_evals, target=None, message_cost=cost))
+
+
+@pytest.mark.parametrize("policy", ["eager", "lazy", "push"])
+def test_summary_only_runs_take_the_heapq_summary_mode(monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
+    """``trace = "summary"`` with contention runs the heapq loop's summary mode, whose summary equals
+    the recorded run's; a broken accumulator (one read's staleness miscounted) is caught."""
+    import sspsim.sim.run as run_module
+
+    raw = {
+        "run": {"seed": 3, "clocks": 30, "trace": "summary"}, "problem": {"kind": "none"},
+        "consistency": {"staleness": 2, "read_policy": policy},
+        "workers": {"count": 7, "speed": {"kind": "exponential", "mean": 1.0}},
+        "network": {"apply_time": 0.2},
+    }
+    calls = []
+    real = run_module.summarize_heapq
+    monkeypatch.setattr(run_module, "summarize_heapq", lambda *a, **k: calls.append(1) or real(*a, **k))
+    summary = sspsim.simulate(sspsim.config_from_dict(raw)).summary
+    assert calls == [1]
+    full = sspsim.simulate(sspsim.config_from_dict({**raw, "run": {**raw["run"], "trace": "full"}})).summary
+    assert calls == [1]
+    assert summary["engine"] == full["engine"] == "event"
+    assert_same(summary, full)
+
+    def broken(*a: Any, **k: Any) -> Any:  # the premise broken: one read counted one clock staler
+        totals, evals = real(*a, **k)
+        totals.staleness_histogram = np.append(totals.staleness_histogram, 0)
+        totals.staleness_histogram[-1] += 1
+        totals.staleness_histogram[0] -= 1
+        return totals, evals
+
+    monkeypatch.setattr(run_module, "summarize_heapq", broken)
+    with pytest.raises(AssertionError):
+        assert_same(sspsim.simulate(sspsim.config_from_dict(raw)).summary, full)
+
+
 @budget(0.5)
 @given(P=st.integers(1, 9), n_rows=st.integers(1, 6), data=st.data())
 def test_commit_order_is_the_stable_worker_major_sort(P: int, n_rows: int, data: st.DataObject) -> None:

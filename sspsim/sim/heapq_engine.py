@@ -19,6 +19,8 @@ identical recordings on identical draws (a property test checks it):
 
 The SSP gate is the same :class:`~sspsim.ssp.ClockTable` the SimPy engine's server asks;
 reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parameters).
+:func:`simulate_heapq` records every iteration; :func:`summarize_heapq` (runs with
+``trace = "summary"``) replays the same events and keeps only the summary's running totals.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from sspsim.config import Config
 from sspsim.evaluate import Evaluator
 from sspsim.problems import Problem
 from sspsim.ssp import ClockTable, read_count, read_cutoff, read_visible
-from sspsim.trace import Recording
+from sspsim.trace import Recording, Totals
 
-__all__ = ["simulate_heapq"]
+__all__ = ["simulate_heapq", "summarize_heapq"]
 
 _URGENT, _NORMAL, _LATE = 0, 1, 2  # SimPy's priorities (_LATE: the engine's _AFTER_SAME_TIME)
 # _TIED: a read deferred past the other events of its instant, its iteration begun; rare events last
@@ -52,6 +54,35 @@ def simulate_heapq(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Recording, list[dict[str, float]]]:
     """Run a timing-only event simulation; return the recording and the evaluation rows."""
+    rec, _, evals = _run(config, problem, compute, progress, record=True)
+    assert rec is not None
+    return rec, evals
+
+
+def summarize_heapq(
+    config: Config,
+    problem: Problem,
+    compute: np.ndarray,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Totals, list[dict[str, float]]]:
+    """:func:`simulate_heapq` that keeps only the summary's :class:`~sspsim.trace.Totals`.
+
+    The same events in the same order; instead of the per-iteration columns it accumulates
+    what :func:`sspsim.trace.summarize` takes from them: per-worker waits (sums in event order,
+    so equal to float rounding), the clock-staleness histogram of the reads and the update
+    staleness ``commit_index - 1 - read_updates`` of each commit (its sum and maximum, exact;
+    a worker has one iteration in flight, so one pending read count per worker suffices).
+    """
+    _, totals, evals = _run(config, problem, compute, progress, record=False)
+    assert totals is not None
+    return totals, evals
+
+
+def _run(
+    config: Config, problem: Problem, compute: np.ndarray, progress: Callable[[int, int], None] | None, *, record: bool,
+) -> tuple[Recording | None, Totals | None, list[dict[str, float]]]:
+    """The event loop; ``record``: the per-iteration columns, else only the summary's totals."""
     if problem.has_math:
         raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
     workers, clocks = compute.shape
@@ -68,9 +99,16 @@ def simulate_heapq(
     total = workers * clocks
     tick = max(1, total // 200)
     # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place
-    admit, commit, wait = array("d", [0.0]) * total, array("d", [0.0]) * total, array("d", [0.0]) * total
-    visible, reads, index = array("q", [0]) * total, array("q", [0]) * total, array("q", [0]) * total
+    size = total if record else 0
+    admit, commit, wait = array("d", [0.0]) * size, array("d", [0.0]) * size, array("d", [0.0]) * size
+    visible, reads, index = array("q", [0]) * size, array("q", [0]) * size, array("q", [0]) * size
     last_commit = [0.0] * workers
+    # summary only: per worker the wait so far and the pending read's update count; reads per clock staleness
+    waited = [0.0] * workers
+    pending = [0] * workers
+    hist = [0] * (clocks + 1)
+    spent = 0  # update staleness, summed
+    most = -1  # and its maximum (at least 0 once anything commits)
     # Events are (time, rank, code): rank = priority * _RANK + id orders equal times as SimPy does,
     # code = worker * 8 + action.  Only timeouts (computations, applies) go on the heap; every other
     # event happens at the current instant, so two FIFO queues hold them (ids grow, so each stays
@@ -90,6 +128,7 @@ def simulate_heapq(
     busy = False  # a request holds the apply queue
     release_next = False  # the apply queue's release is the next event
     commits = 0
+    slowest = 0  # table.min_clock, kept up to date after each commit
     now = 0.0
     NORMAL, LATE = _NORMAL * _RANK, _LATE * _RANK
     for p in range(workers):
@@ -126,6 +165,14 @@ def simulate_heapq(
         p = code >> 3
         if action == _COMPUTED:
             if apply_time > 0:  # a request; SimPy's resource tries only the head of its queue
+                if not busy and not waiting:  # granted at once: the queue's head is p
+                    busy = True
+                    if now_normal or (heap and heap[0][0] == now):
+                        normal_append((NORMAL + eid, p * 8 + _GRANTED))
+                    else:  # the grant comes next: the apply starts now
+                        push(heap, (now + apply_time, NORMAL + eid + 1, p * 8 + _APPLIED))
+                    eid += 2
+                    continue
                 waiting.append(p)
                 if not busy:
                     busy = True
@@ -139,7 +186,7 @@ def simulate_heapq(
             busy = False  # leaving the `with` block: the release is an event, whose processing grants the next
             if now_normal or (heap and heap[0][0] == now):
                 normal_append((NORMAL + eid, _RELEASE))
-            else:
+            elif waiting:  # with nobody waiting the release, due next, changes nothing
                 release_next = True
             eid += 1
         elif action >= _GRANTED:
@@ -154,24 +201,29 @@ def simulate_heapq(
         if action >= _COMPUTED:  # the commit (_COMPUTED without an apply queue, or _APPLIED)
             commits += 1
             c = clock_of(p)
-            at = p * clocks + c
-            old_min = table.min_clock
             for q in commit_to(p):  # released workers read late in this instant
                 late_append((LATE + eid, q * 8 + _READ))
                 eid += 1
-            commit[at] = now
-            index[at] = commits
+            if record:
+                at = p * clocks + c
+                commit[at] = now
+                index[at] = commits
+            else:
+                us = commits - 1 - pending[p]  # this commit's update staleness
+                spent += us
+                if us > most:
+                    most = us
             last_commit[p] = now
-            slowest = table.min_clock
-            if slowest != old_min and due(slowest):
-                evaluator.rows.append(evaluator.row(None, now, slowest, commits))
+            if table.min_clock != slowest:  # only a commit moves the slowest clock
+                slowest = table.min_clock
+                if due(slowest):
+                    evaluator.rows.append(evaluator.row(None, now, slowest, commits))
             if progress is not None and commits % tick == 0:
                 progress(commits, total)
             c += 1
             action = _BEGIN
         elif action == _BEGIN:  # the process starts
             c = clock_of(p)
-            slowest = table.min_clock
         if action == _BEGIN:  # the top of the worker's loop
             if c == clocks:  # the process ends: an event nobody waits for
                 normal_append((NORMAL + eid, p * 8 + _END))
@@ -195,28 +247,41 @@ def simulate_heapq(
                 continue
         else:
             c = clock_of(p)
-            slowest = table.min_clock
             if action == _READ:  # released from the gate
                 begin(p)
         # the read, by the controller's rule (ssp.read_cutoff): eager holds every commit so far;
         # lazy and push every update of clocks <= cutoff plus the reader's own
         at = p * clocks + c
-        c += 1
         if eager:  # the slowest clock has not moved since it was read in this event
-            visible[at] = slowest
-            reads[at] = commits
+            seen, got = slowest, commits
         else:
-            cutoff = read_cutoff(policy, c, staleness, slowest)
-            visible[at] = read_visible(cutoff, c, workers)
-            reads[at] = read_count(cutoff, c, workers)
-        admit[at] = now
-        wait[at] = now - last_commit[p]
+            cutoff = read_cutoff(policy, c + 1, staleness, slowest)
+            seen, got = read_visible(cutoff, c + 1, workers), read_count(cutoff, c + 1, workers)
+        if record:
+            visible[at] = seen
+            reads[at] = got
+            admit[at] = now
+            wait[at] = now - last_commit[p]
+        else:  # iteration c + 1 sees clock `seen`: clock staleness c - seen
+            hist[c - seen] += 1
+            pending[p] = got
+            waited[p] += now - last_commit[p]
         push(heap, (now + durations[at], NORMAL + eid, p * 8 + _COMPUTED))
         eid += 1
     if commits != total:  # pragma: no cover - would be a deadlock in the protocol
         raise RuntimeError(f"simulation stalled after {commits} of {total} commits")
     if progress is not None:
         progress(total, total)
+    if not record:
+        stale = np.array(hist, dtype=np.int64)
+        per_worker = np.array(waited)
+        finish = np.array(last_commit)
+        return None, Totals(
+            workers=workers, clocks=clocks, total_time=float(finish.max()), finish=finish,
+            compute_mean=float(compute.mean()), compute_per_worker=compute.sum(axis=1),
+            wait_total=float(per_worker.sum()), wait_per_worker=per_worker,
+            staleness_histogram=np.trim_zeros(stale, "b"), update_staleness_sum=spent, update_staleness_max=most,
+        ), evaluator.rows
     shape = (workers, clocks)
     rec = Recording.empty(workers, clocks)
     rec.compute[:] = compute
@@ -229,4 +294,4 @@ def simulate_heapq(
     rec.commit_index[:] = np.frombuffer(index, dtype=np.int64).reshape(shape)
     rec.update_staleness[:] = rec.commit_index - 1 - rec.read_updates
     rec.step[:] = np.nan
-    return rec, evaluator.rows
+    return rec, None, evaluator.rows

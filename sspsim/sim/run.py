@@ -19,11 +19,11 @@ from sspsim.rundir import Run, run_meta, write_run
 from sspsim.schedule import batch_schedule
 from sspsim.server import ParameterServer
 from sspsim.sim.engine import Audit, simulate_events
-from sspsim.sim.heapq_engine import simulate_heapq
+from sspsim.sim.heapq_engine import simulate_heapq, summarize_heapq
 from sspsim.sim.rounds import RoundServer, simulate_rounds, summarize_rounds
 from sspsim.sim.stream import DRAW_BLOCK, ZeroDuration, default_block, stream_schedule
 from sspsim.speeds import TraceTimes, compute_time_blocks, compute_times
-from sspsim.trace import Recording, summarize, summary_figures, trace_table
+from sspsim.trace import Recording, Totals, recording_totals, summary_figures, trace_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from sspsim.task import TaskFactory, TorchTask
@@ -37,8 +37,9 @@ def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
     """``batch`` where the closed-form schedule is exact, else ``event``.
 
     Under ``auto`` a timing-only ``event`` run takes the plain heapq loop
-    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does;
-    ``[run] engine = "event"`` keeps SimPy.
+    (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does
+    (with ``trace = "summary"``, keeping only the summary's totals); ``[run] engine = "event"``
+    keeps SimPy.
 
     Exact means: no math (``problem.kind = "none"``), no server contention
     (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
@@ -122,6 +123,8 @@ def simulate(
     engine = "event" if server_class is not ParameterServer else choose_engine(config, cost + compute + push)
     wall = time.perf_counter()
     audit: Audit | None = None
+    rec: Recording | None = None
+    totals: Totals | None = None
     if engine == "batch":
         rec, M = batch_schedule(
             compute, staleness=config.consistency.staleness, read_policy=config.consistency.read_policy,
@@ -129,15 +132,23 @@ def simulate(
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
     elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
-        rec, evals = simulate_heapq(config, problem, compute, progress=progress)  # SimPy's schedule, without SimPy
+        # SimPy's schedule, without SimPy; with no trace asked for, only the summary's totals are kept
+        if config.run.trace == "summary":
+            totals, evals = summarize_heapq(config, problem, compute, progress=progress)
+        else:
+            rec, evals = simulate_heapq(config, problem, compute, progress=progress)
     else:
         rec, evals, audit = simulate_events(config, problem, compute, progress=progress, server_class=server_class)
     wall = time.perf_counter() - wall
-    summary = summarize(rec, evals, target=config.run.target, message_cost=(cost + push) / 2)  # mean of pull and push
+    if totals is None:
+        assert rec is not None
+        totals = recording_totals(rec)
+    summary = summary_figures(totals, evals, target=config.run.target, message_cost=(cost + push) / 2)  # mean of pull and push
     summary["engine"] = engine
     summary["wall_time"] = wall
-    return _finish(config, problem, cost, summary, out, trace=trace_table(rec) if config.run.trace == "full" else None,
-                   evals=evals, audit=None if audit is None else _audit_arrays(audit, rec), force=force)
+    trace = trace_table(rec) if rec is not None and config.run.trace == "full" else None
+    return _finish(config, problem, cost, summary, out, trace=trace,
+                   evals=evals, audit=None if audit is None or rec is None else _audit_arrays(audit, rec), force=force)
 
 
 def _simulate_streaming(
