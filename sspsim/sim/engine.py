@@ -149,14 +149,15 @@ def simulate_events(
                 visible[at] = slowest
                 reads[at] = commits
                 if math_:  # the eager read is x itself: the gradient is taken before anything else commits
-                    loss[at], grad = loss_grad(x, sample_indices(seed, p, at - first + 1, batch, n))
+                    assert x is not None
+                    loss[at], g = loss_grad(x, sample_indices(seed, p, at - first + 1, batch, n))
                 yield timeout(duration)
                 if apply_queue is not None:
                     with apply_queue.request() as slot:
                         yield slot
                         yield timeout(apply_time)
                 if math_:
-                    step[at], released = commit_eager(p, grad, reads[at])
+                    step[at], released = commit_eager(p, g, reads[at])
                 else:
                     released = release(p)
                 for q in released:  # the commit: the workers it lets through
