@@ -69,6 +69,10 @@ def add_scaled(x: np.ndarray, a: float, d: np.ndarray, block: np.ndarray) -> Non
     [1.0, 0.5, 0.0, -0.5, -1.0]
     """
     n, b = x.size, block.size
+    if n == b:  # one block: no slices (the simulator's small vectors)
+        np.multiply(d, a, out=block)
+        x += block
+        return
     for i in range(0, n, b):
         j = min(i + b, n)
         t = block[: j - i]
@@ -163,7 +167,7 @@ class ParameterServer:
         self.commits += 1
         index = self.commits
         tau = index - 1 - self._read_updates[worker]
-        eta = self.step(round_robin_index(worker, c, self.workers), tau)
+        eta = self._eta(worker, c, tau)
         update = None
         if self.x is not None and gradient is not None:
             d = self.momentum[worker].direction(gradient)
@@ -182,6 +186,24 @@ class ParameterServer:
         if completed is not None and self._keeps_own:
             self._complete(completed)
         return Commit(index, tau, eta, update, released, completed)
+
+    def commit_eager(self, worker: int, gradient: np.ndarray, read_updates: int) -> tuple[float, tuple[int, ...]]:
+        """:meth:`commit` for a caller that served an eager read itself, the simulator's hot path.
+
+        The caller began the iteration with :meth:`~sspsim.ssp.ClockTable.enter` and computed
+        ``gradient`` at :attr:`x` itself when :attr:`commits` was ``read_updates``, before
+        anything else committed (what :meth:`read` with ``copy=False`` serves).  The server must
+        be ``in_place`` with the eager policy.  Returns the step eta and the released workers;
+        makes no :class:`Read` or :class:`Commit` and keeps no update vector.
+        """
+        self.commits += 1
+        eta = self._eta(worker, self.table.clock(worker) + 1, self.commits - 1 - read_updates)
+        add_scaled(self.x, -eta, self.momentum[worker].direction(gradient), self._block)  # type: ignore[arg-type]
+        return eta, self.table.commit(worker)
+
+    def _eta(self, worker: int, clock: int, tau: int) -> float:
+        """The step of ``worker``'s update at ``clock`` with update staleness ``tau``."""
+        return self.step(round_robin_index(worker, clock, self.workers), tau)
 
     def _remember(self, worker: int, clock: int, update: np.ndarray) -> None:
         pending = self._pending.get(clock)

@@ -62,3 +62,43 @@ def test_add_scaled_rounds_as_the_plain_expression(block: int) -> None:
     expected = x + a * d
     add_scaled(x, a, d, np.empty(block))
     assert np.array_equal(x, expected)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_commit_eager_is_read_and_commit_without_the_records(momentum: float) -> None:
+    """The simulator's hot path (enter, gradient at x, commit_eager) ends where read + commit end."""
+    def make(in_place: bool) -> ParameterServer:
+        return ParameterServer(np.linspace(-1.0, 1.0, 40), workers=3, staleness=1, read_policy="eager",
+                               step=StepSize(0.1, "inverse_sqrt", staleness_aware=True), momentum=momentum,
+                               in_place=in_place)
+
+    plain, lean = make(False), make(True)
+    rng = np.random.default_rng(5)
+    reads: dict[int, int] = {}
+    held: set[int] = set()
+    releases = 0
+    for _ in range(80):
+        p = int(rng.integers(3))
+        if p in held:
+            continue
+        if p not in reads:
+            if not lean.table.enter(p):  # held: both tables agree on the gate
+                assert not plain.table.admit_or_hold(p)
+                held.add(p)
+                continue
+            assert plain.table.admit_or_hold(p)
+            plain.read(p, copy=False)
+            reads[p] = lean.commits
+            continue
+        g = rng.standard_normal(40)
+        done = plain.commit(p, g)
+        eta, released = lean.commit_eager(p, g, reads.pop(p))
+        assert (eta, released) == (done.step, done.released)
+        assert lean.x is not None and plain.x is not None and np.array_equal(lean.x, plain.x)
+        releases += len(released)
+        for q in released:  # released workers begin at once, reading x as it is now
+            held.discard(q)
+            lean.table.begin(q)
+            plain.read(q, copy=False)
+            reads[q] = lean.commits
+    assert lean.commits == plain.commits >= 20 and releases >= 3

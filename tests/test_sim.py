@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import sspsim
 from sspsim.sampling import sample_indices
 from tests.simcheck import check_trace
-from tests.strategies import budget, materialize, sim_configs
+from tests.strategies import MATH_PROBLEMS, budget, materialize, sim_configs
 
 
 @budget(1.5)
@@ -179,6 +179,20 @@ def test_message_cost(kind: str, n_params: int, latency: float, bandwidth: objec
 def test_timing_only_engine_equals_its_per_read_path(raw: dict, contention: bool) -> None:
     """A timing-only run on the stock server keeps counts and applies the read rule to whole arrays
     at the end; it equals the engine serving each read through ``ParameterServer.read``, ties included."""
+    _assert_lean_equals_per_read(raw, contention)
+
+
+@budget(0.5)
+@given(raw=sim_configs(problems=MATH_PROBLEMS, policies=("eager",), max_workers=5, max_clocks=6),
+       contention=st.booleans())
+def test_eager_math_engine_equals_its_per_read_path(raw: dict, contention: bool) -> None:
+    """An eager run with math takes its gradient at the server's x and updates x in place
+    (``ParameterServer.commit_eager``); losses, steps, evaluations and the trace equal, bit for
+    bit, the engine serving each read and commit through ``read`` and ``commit``."""
+    _assert_lean_equals_per_read(raw, contention)
+
+
+def _assert_lean_equals_per_read(raw: dict, contention: bool) -> None:
     from sspsim.server import ParameterServer
     from sspsim.sim.engine import simulate_events
     from sspsim.speeds import compute_times

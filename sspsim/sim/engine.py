@@ -84,6 +84,10 @@ def simulate_events(
     on the stock server makes no per-iteration objects but SimPy's events (no Read or Commit
     tuples, no step sizes): it keeps the slowest clock and the commit count at each read, and
     the read rule of :mod:`sspsim.ssp` gives the read sets from them, on whole arrays, at the end.
+    An eager run with math and no audit does the same: its read is the server's x itself (the
+    gradient is taken at once, before anything else commits), and
+    :meth:`~sspsim.server.ParameterServer.commit_eager` applies the update in place, with the
+    rounding of ``x += -eta * d``, so the run is bit for bit the one through ``read``/``commit``.
     """
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
@@ -93,14 +97,17 @@ def simulate_events(
     policy = config.consistency.read_policy
     math_ = problem.has_math
     x0 = problem.initial_params() if math_ else None
+    audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
+    # lean: the stock server's reads hold nothing but counts (timing only), or the current x
+    # (eager reads, no audit): the engine keeps the counts and the server updates x in place
+    lean = server_class is ParameterServer and (not math_ or (policy == "eager" and audit is None))
     server = server_class(
         x0, workers=workers, staleness=staleness, read_policy=policy,
         step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum,
+        **({"in_place": True} if lean and math_ else {}),
     )
-    lean = not math_ and server_class is ParameterServer  # the server's reads and commits hold nothing but counts
     env = simpy.Environment()
     apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 else None
-    audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
     table = server.table
@@ -111,7 +118,9 @@ def simulate_events(
     index = [0] * total
     visible, reads = [0] * total, [0] * total  # lean: the slowest clock and the commits when the read was served
     if not lean:
-        tau, step, loss = [0] * total, [nan] * total, [nan] * total
+        tau = [0] * total
+    if math_ or not lean:
+        step, loss = [nan] * total, [nan] * total
     tie_sensitive = policy != "lazy"
     copy_reads = audit is not None  # otherwise the gradient is computed before anything else commits
     seed, batch, n = config.problem_seed, config.problem.batch_size, problem.n_samples
@@ -119,6 +128,7 @@ def simulate_events(
     durations = (cost + compute + push).tolist()  # pull, compute, push
     enter = table.enter if lean else table.admit_or_hold
     begin, release, peek, timeout = table.begin, table.commit, env.peek, env.timeout
+    x, loss_grad, commit_eager = server.x, problem.loss_grad, server.commit_eager  # lean with math: x changes in place
     commits = 0  # lean: the server's commit count
     slowest = 0  # lean: the slowest committed clock after the last commit
 
@@ -139,12 +149,19 @@ def simulate_events(
             if lean:
                 visible[at] = slowest
                 reads[at] = commits
+                if math_:  # the eager read is x itself: the gradient is taken before anything else commits
+                    assert x is not None
+                    loss[at], g = loss_grad(x, sample_indices(seed, p, at - first + 1, batch, n))
                 yield timeout(duration)
                 if apply_queue is not None:
                     with apply_queue.request() as slot:
                         yield slot
                         yield timeout(apply_time)
-                for q in release(p):  # the commit: the workers it lets through
+                if math_:
+                    step[at], released = commit_eager(p, g, reads[at])
+                else:
+                    released = release(p)
+                for q in released:  # the commit: the workers it lets through
                     gates[q].succeed_late()  # type: ignore[union-attr]
                 commits += 1
                 now = commit[at] = env.now
@@ -152,7 +169,7 @@ def simulate_events(
                 if table.min_clock != slowest:
                     slowest = table.min_clock
                     if evaluator.due(slowest):
-                        evaluator.rows.append(evaluator.row(None, float(now), slowest, commits))
+                        evaluator.rows.append(evaluator.row(x, float(now), slowest, commits))
                 if progress is not None and commits % tick == 0:
                     progress(commits, total)
                 continue
@@ -214,10 +231,10 @@ def simulate_events(
         rec.visible[:] = _array(visible, np.int64, shape)
         rec.read_updates[:] = _array(reads, np.int64, shape)
         rec.update_staleness[:] = _array(tau, np.int64, shape)
-        if math_:
-            rec.step[:] = _array(step, float, shape)
-            rec.loss[:] = _array(loss, float, shape)
-    if not math_:
+    if math_:
+        rec.step[:] = _array(step, float, shape)
+        rec.loss[:] = _array(loss, float, shape)
+    else:
         rec.step[:] = np.nan
     return rec, evaluator.rows, audit
 
