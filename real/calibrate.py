@@ -10,7 +10,8 @@ Three short deploys (about 20 s in all):
    (``start_time - read_time``), the push (``commit_time - start_time - compute_time``) and the
    server's busy time per push.
 2. **two message sizes** (problem ``none``, 10x and 100x the model, no injected delay): the pull
-   at three sizes gives ``latency + bytes / bandwidth`` by least squares.
+   at three sizes gives ``latency + bytes / bandwidth`` by least squares.  These two run first,
+   so that the profile meets a machine as warm as the real run will.
 
 The calibrated config is the original with ``[workers] compute`` (the measured computation,
 resampled: the simulator adds it to the injected draw before the slowdown factors, as the real
@@ -38,6 +39,7 @@ import sspsim
 from sspsim.config import INF, Config, config_from_dict
 from sspsim.errors import InputError
 from sspsim.outdir import FILE_MARK, check_file
+from sspsim.problems import make_problem
 from sspsim.real.launch import deploy
 from sspsim.tomlwrite import dumps
 
@@ -158,12 +160,11 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     check_file(cal_file, force=force)
     short = dataclasses.replace(config.run, clocks=min(clocks, config.run.clocks))  # evaluations as in the run: snapshots cost time
     started = time.time()
-    profile = _profile(config.replace(run=short), workdir / "profile", force)
-    costs = profile_costs(profile)
-    compute = costs.compute
-    n_params = int(profile.meta["problem"]["n_params"])
-    pulls = [costs.pull]
-    sizes = [8 * (n_params + WIRE_HEADER)]
+    # The two message sizes first: the profile, last, then meets a machine as warm as the real run
+    # will (the first deploy after a while pays seconds of cold first calls, which would be read as
+    # every worker's warm-up).
+    n_params = make_problem(config.problem, config.problem_seed).n_params
+    sizes, size_pulls = [8 * (n_params + WIRE_HEADER)], []
     for scale in (10, 100):
         dim = min(n_params * scale, 2_000_000)
         timing = config.replace(
@@ -173,8 +174,12 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
             real=dataclasses.replace(config.real, inject_delays=False),
         )
         t = _profile(timing, workdir / f"size-{dim}", force).trace
-        pulls.append(float((t.start_time - t.read_time).mean()))
+        size_pulls.append(float((t.start_time - t.read_time).mean()))
         sizes.append(8 * (dim + WIRE_HEADER))
+    profile = _profile(config.replace(run=short), workdir / "profile", force)
+    costs = profile_costs(profile)
+    compute = costs.compute
+    pulls = [costs.pull, *size_pulls]
     latency, bandwidth = fit_network(sizes, pulls)
     if bandwidth != INF:  # the fit gives the slope; the model's own pull, measured under the run's load, the level
         latency = max(costs.pull - sizes[0] / bandwidth, 0.0)

@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
             ("lognormal fit", f"KS {c['lognormal']['ks']:.3f}, p = {c['lognormal']['p_value']:.3g}" if "lognormal" in c else "-"),
             ("pull at 1x / 10x / 100x bytes (s)", " / ".join(f"{v:.4g}" for v in facts["pull_seconds"])),
             ("latency (s), bandwidth (B/s)", f"{facts['latency']:.4g}, {facts['bandwidth']:.4g}"),
+            ("push receive time (s), beyond the pull", f"{facts['receive_time']:.4g}"),
             ("server busy per push (s)", f"{facts['server_busy_per_push']:.4g}"),
+            ("first iteration's extra time (s)", f"{facts['warmup']:.4g}"),
             ("start-up time (s)", f"{facts['startup_time']:.3g}"),
         ]
         print_table(f"calibrated config: {args.out} (profile runs in {workdir})", ("", "measured"), rows)
