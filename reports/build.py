@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from sspsim.errors import InputError
-from sspsim.outdir import MARKER, read_marker, write_marker
+from sspsim.outdir import MARKER, is_sspsim_file, read_marker, write_marker
 from sspsim.reports import data as D
 from sspsim.reports import figures as F
 from sspsim.reports.html import FigureSink, esc, note, page, section, table
@@ -140,7 +140,8 @@ def figures_folder(out: Path) -> Path:
 
 def check_figures_folder(out: str | Path) -> None:
     """InputError unless sspsim may write the figures folder of ``out``: absent, empty, marked as
-    sspsim's, or holding only figure files (what sspsim wrote before it marked the folder)."""
+    sspsim's, or holding only figure files beside a report ``out`` that sspsim wrote (an earlier
+    sspsim's folder, from before it marked its folders)."""
     out = Path(out)
     folder = figures_folder(out)
     if not folder.exists():
@@ -149,7 +150,7 @@ def check_figures_folder(out: str | Path) -> None:
         raise InputError("-o", str(out), f"{folder} exists and is not a folder (the figures go there)")
     if read_marker(folder) is not None:
         return
-    if all(p.is_file() and FIGURE_FILE.match(p.name) for p in folder.iterdir()):
+    if is_sspsim_file(out) and all(p.is_file() and FIGURE_FILE.match(p.name) for p in folder.iterdir()):
         return
     raise InputError("-o", str(out), f"{folder} (where the figures go) exists and was not created by sspsim "
                      f"(no {MARKER} marker); sspsim never writes into it: choose another -o")

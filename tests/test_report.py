@@ -340,9 +340,13 @@ def test_figures_folder_follows_the_output_rules(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not created by sspsim"):
         make_report([run], tmp_path / "r.html", vectors=False)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and not (tmp_path / "r.html").exists()
-    old = tmp_path / "old_files"  # what an earlier sspsim wrote: figure files only, no marker
+    old = tmp_path / "old_files"  # figure files only, no marker: an earlier sspsim's only beside its report
     old.mkdir()
     (old / "07-layers.png").write_bytes(b"old")
+    with pytest.raises(InputError, match="not created by sspsim"):
+        make_report([run], tmp_path / "old.html", vectors=False)
+    assert (old / "07-layers.png").read_bytes() == b"old"
+    (tmp_path / "old.html").write_text("<!-- Written by sspsim: an earlier report -->\n")
     r = make_report([run], tmp_path / "old.html", vectors=False)
     assert not (old / "07-layers.png").exists() and read_marker(old) is not None
     (old / "notes.txt").write_text("mine")
