@@ -233,8 +233,9 @@ def _timing_unmet(rd: RunData) -> list[str]:
         unmet.append("speed kind = trace: replayed times are not i.i.d. draws of a distribution")
     if cfg.workers.transient is not None and cfg.workers.transient.probability > 0:
         unmet.append("transient slowdowns make compute times dependent across iterations")
-    if cfg.network.apply_time > 0:
-        unmet.append(f"network.apply_time = {cfg.network.apply_time:g} > 0: server contention is outside the model")
+    if cfg.network.contention:
+        unmet.append(f"network.apply_time = {cfg.network.apply_time:g}, serve_time = {cfg.network.serve_time:g}: "
+                     "server contention is outside the model")
     if isinstance(speed, sp.Pareto) and speed.alpha <= 3:
         unmet.append(f"Pareto alpha = {speed.alpha:g} <= 3: the mean's normal CI needs a finite third moment")
     if rd.trace is None or "commit_time" not in rd.trace.columns:
@@ -583,14 +584,14 @@ class SSPRuntime(Theorem[SweepData]):
             groups.setdefault(_group_key(rd), []).append(rd)
         out = []
         for runs in groups.values():
-            if len({r.s for r in runs}) >= 2 and runs[0].config.network.apply_time == 0:
+            if len({r.s for r in runs}) >= 2 and not runs[0].config.network.contention:
                 out.append(sorted(runs, key=lambda r: r.s))
         return out
 
     def assumptions(self, sweep: SweepData) -> list[str]:
         if not self._groups(sweep):
             return ["needs a group of complete runs that differ only in consistency.staleness (>= 2 values, "
-                    "same seed and config, network.apply_time = 0)"]
+                    "same seed and config, no server contention: network.apply_time = serve_time = 0)"]
         return []
 
     def measure(self, sweep: SweepData) -> Finding:

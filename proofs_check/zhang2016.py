@@ -133,8 +133,9 @@ class AsyncStalenessLaw(Theorem[RunData]):
             unmet.append("stragglers: speeds are not identically distributed")
         if cfg.workers.transient is not None and cfg.workers.transient.probability > 0:
             unmet.append("transient slowdowns: speeds are not i.i.d.")
-        if cfg.network.apply_time > 0:
-            unmet.append(f"network.apply_time = {cfg.network.apply_time:g} > 0: server contention reorders commits")
+        if cfg.network.contention:
+            unmet.append(f"network.apply_time = {cfg.network.apply_time:g}, serve_time = {cfg.network.serve_time:g}: "
+                         "server contention reorders commits")
         if rd.trace is None or "update_staleness" not in rd.trace.columns:
             unmet.append("needs trace.csv with the update_staleness column")
         elif not unmet and int(rd.clocks_per_worker.min()) == 0:

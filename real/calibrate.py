@@ -7,8 +7,8 @@ Three short deploys (about 20 s in all):
    :func:`profile_costs`): what each iteration took beyond its injected delay (the real
    computation plus the sleep's overshoot, which grows with the load), what the first
    iteration took beyond that (start-up: the first request, first-call overheads), the pull
-   (``start_time - read_time``), the push (``commit_time - start_time - compute_time``) and the
-   server's busy time per push.
+   (``start_time - read_time``), the push (``commit_time - start_time - compute_time``), and the
+   server's time to apply a push and to send a read.
 2. **two message sizes** (problem ``none``, 10x and 100x the model, no injected delay): the pull
    at three sizes gives ``latency + bytes / bandwidth`` by least squares.  These two run first,
    so that the profile meets a machine as warm as the real run will.
@@ -18,9 +18,12 @@ resampled: the simulator adds it to the injected draw before the slowdown factor
 worker does), ``[workers] warmup`` (the first iteration's extra time), ``[network]`` latency and
 bandwidth (anchored so that a pull of the model costs the pull measured in the profile),
 message size, ``receive_time`` (the mean push minus the mean pull: the server's receiving
-thread handing the push to its main loop) and ``apply_time`` (the server's busy time per push,
-a FIFO queue in the simulator), and a ``[calibration]`` table with what was measured and how
-well parametric models fit (Kolmogorov-Smirnov).
+thread handing the push to its main loop), ``apply_time`` (the server's mean time to apply a
+push) and ``serve_time`` (its mean time to send one read: the real server sends the reads a
+push lets through one after another, and the simulator queues them the same way), and a
+``[calibration]`` table with what was measured and how well parametric models fit
+(Kolmogorov-Smirnov).  Round-based models (``consistency.model`` other than ``ssp``) keep the
+server's whole busy time per push in ``apply_time``: their simulator has no read queue.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ def replay_config(calibrated: Config, run: sspsim.Run) -> Config:
 
     Iteration c of worker p takes what it took in ``run`` from its read to the server's receipt
     of its push (``commit_time - read_time``: pull, injected delay, real computation, push), as
-    the ``trace`` speed model with a free network; the server's ``apply_time`` stays.
+    the ``trace`` speed model with a free network; the server's ``apply_time`` and ``serve_time`` stay.
     Stragglers, transient slowdowns, ``compute`` and ``warmup`` are already in those times.
     """
     from sspsim.speeds import TraceTimes
@@ -184,13 +187,20 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
     if bandwidth != INF:  # the fit gives the slope; the model's own pull, measured under the run's load, the level
         latency = max(costs.pull - sizes[0] / bandwidth, 0.0)
     receive = max(costs.push - costs.pull, 0.0)
-    busy = profile.meta.get("server", {}).get("busy_per_push") or 0.0
+    server = profile.meta.get("server", {})
+    busy = float(server.get("busy_per_push") or 0.0)
+    if config.consistency.model == "ssp":
+        apply, serve = float(server.get("apply_per_push") or 0.0), float(server.get("send_per_read") or 0.0)
+    else:
+        apply, serve = busy, 0.0
+    # the first reads go out one after another, as the simulator now sends them: not warm-up
+    warmup = max(costs.warmup - serve * (config.workers.count - 1) / 2, 0.0)
     fits = fit_compute(compute)
     raw = config.to_dict()
     raw["workers"]["compute"] = {"kind": "empirical", "samples": [float(v) for v in np.round(compute, 9)]}
-    raw["workers"]["warmup"] = costs.warmup
-    raw["network"].update({"latency": latency, "bandwidth": bandwidth, "message_bytes": sizes[0], "apply_time": float(busy),
-                           "receive_time": receive})
+    raw["workers"]["warmup"] = warmup
+    raw["network"].update({"latency": latency, "bandwidth": bandwidth, "message_bytes": sizes[0], "apply_time": apply,
+                           "serve_time": serve, "receive_time": receive})
     raw["calibration"] = {
         "host": socket.gethostname(),
         "profile_clocks": short.clocks,
@@ -199,11 +209,13 @@ def calibrate(config: Config, cal_file: Path, *, workdir: Path, clocks: int = 40
         "pull_seconds": pulls,
         "push_seconds": costs.push,
         "receive_time": receive,
-        "warmup": costs.warmup,
+        "warmup": warmup,
         "message_bytes": sizes,
         "latency": latency,
         "bandwidth": bandwidth,
-        "server_busy_per_push": float(busy),
+        "server_busy_per_push": busy,
+        "server_apply_per_push": apply,
+        "server_send_per_read": serve,
         "startup_time": float(profile.meta.get("startup_time") or 0.0),
         "seconds": time.time() - started,
     }

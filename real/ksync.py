@@ -94,6 +94,11 @@ class KSyncServer(Server):
         self.transport.send(p + 1, header, self.x)
 
     def _commit(self, p: int, msg: Message, now: float) -> None:
+        self._count(p, msg, now)
+        self.request_time[p] = time.time()  # its waiting starts once the push is handled (and a round it ended)
+
+    def _count(self, p: int, msg: Message, now: float) -> None:
+        """Apply p's gradient if it is among the round's first K from the round's parameters, else drop it."""
         header = msg.header
         assert isinstance(header, WorkerHeader)
         c = header.clock

@@ -90,6 +90,8 @@ class Server:
         self.greeted: set[int] = set()
         self.ready: list[int] = []  # workers that reported in before the last one did: served at the start
         self.busy: list[float] = []  # seconds the server spent on each push (commit + the reads it served)
+        self.applying: list[float] = []  # seconds each commit took (the update applied, nothing sent)
+        self.sending: list[float] = []  # seconds each read's send took (the server's thread blocked)
         self.ending = False  # set once the run's record is being written
 
     # -- the loop ------------------------------------------------------------------------
@@ -138,16 +140,13 @@ class Server:
                 if len(self.greeted) == self.P:
                     self._start()
                 continue
-            handled = now
             if kind in (Kind.PUSH, Kind.LAST):
-                self._commit(p, msg, now)
-                handled = time.time()
-                self.busy.append(handled - now)  # applying the update and serving the reads it released
+                self._commit(p, msg, now)  # sets request_time[p]: waiting starts once the push is applied
             if kind is Kind.LAST:
                 self.done.add(p)
             if kind is Kind.PUSH:
-                self.request_time[p] = handled  # waiting at the gate starts once the push is applied
                 self._request(p)
+            self.busy.append(time.time() - now)  # applying the update and sending the reads it let through
 
     def _start(self) -> None:
         """Every worker has reported in: the run's clock starts now, and each gets its first read."""
@@ -190,6 +189,7 @@ class Server:
         header = ServerHeader(Kind.READ, clock=read.iteration, read_time=rel, visible_clock=read.visible_clock,
                               read_updates=read.updates, server_now=now)
         self.transport.send(p + 1, header, read.params)
+        self.sending.append(time.time() - now)
 
     def _commit(self, p: int, msg: Message, now: float) -> None:
         header = msg.header
@@ -199,6 +199,8 @@ class Server:
         if c != expected:
             raise ConnectionError(f"worker {p} pushed clock {c} while the server expected {expected}")
         done = self.server.commit(p, msg.payload if self.math else None)  # a view: valid until the next message
+        applied = self.request_time[p] = time.time()  # the pusher's next read is asked for now
+        self.applying.append(applied - now)
         self._record(p, header, now, commit_index=done.commit_index, update_staleness=done.update_staleness,
                      step=done.step if self.math else math.nan, loss=header.loss if self.math else math.nan)
         for q in done.released:
@@ -283,8 +285,8 @@ class Server:
 
     def _facts(self) -> dict[str, Any]:
         return {"resumed_from": self.resumed_from, "started_at": self.t0 + self.elapsed_before,
-                "server": {"busy_per_push": float(np.mean(self.busy)) if self.busy else None,
-                           "pushes": len(self.busy)}}
+                "server": {"busy_per_push": _mean(self.busy), "apply_per_push": _mean(self.applying),
+                           "send_per_read": _mean(self.sending), "pushes": len(self.busy), "reads": len(self.sending)}}
 
     def _finish(self) -> None:
         self.ending = True
@@ -337,3 +339,7 @@ class Server:
         self.snapshots = [(None if x is None else np.array(x), float(t), int(c), int(u)) for x, t, c, u in state["snapshots"]]
         self.elapsed_before = float(state["elapsed"])
         self.resumed_from = int(min(self.server.table.state()))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None

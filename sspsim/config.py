@@ -319,11 +319,16 @@ class WorkersConfig(_Section):
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkConfig(_Section):
-    """``[network]``: message cost ``latency + bytes / bandwidth``; server apply time.
+    """``[network]``: message cost ``latency + bytes / bandwidth``; the server's own time.
 
     A pull costs ``latency + bytes / bandwidth``; a push the same plus ``receive_time`` (what a
     real server spends taking a message in before it can act on it: its receiving thread's
-    hand-off to the main loop, measured by ``sspsim calibrate``)."""
+    hand-off to the main loop, measured by ``sspsim calibrate``).
+
+    The server is one thread: it applies an update in ``apply_time``, then sends the reads that
+    update lets through, ``serve_time`` each, one after another (the workers the commit released,
+    in release order, then the pusher's own next read), before it takes the next push.  Either
+    being positive is server **contention**: commits and reads queue for the server."""
 
     SECTION: ClassVar[str] = "network"
     latency: float = spec(0.0, Num(0.0), "seconds per message")
@@ -331,6 +336,13 @@ class NetworkConfig(_Section):
     apply_time: float = spec(0.0, Num(0.0), "seconds the server takes to apply one update")
     message_bytes: int | None = spec(None, Int(0, optional=True), "bytes per message (default: 4 per parameter, float32)")
     receive_time: float = spec(0.0, Num(0.0), "seconds a push costs beyond the message cost (the server taking it in)")
+    serve_time: float = spec(0.0, Num(0.0), "seconds the server spends sending one read; reads are sent one at a time")
+
+    @property
+    def contention(self) -> bool:
+        """Whether commits and reads queue for the server (``apply_time`` or ``serve_time`` > 0):
+        then only the event engine is exact."""
+        return self.apply_time > 0 or self.serve_time > 0
 
     def message_cost(self, n_params: int) -> float:
         """Seconds for one pull of the model: ``latency + bytes / bandwidth``."""
@@ -541,6 +553,10 @@ def _validate(c: Config) -> None:
     model = c.consistency.model
     if model == "ksync" and c.consistency.k is not None and c.consistency.k > c.workers.count:
         raise ConfigError("consistency.k", c.consistency.k, f"ksync applies K of the P = {c.workers.count} workers' gradients: must be <= workers.count")
+    if model != "ssp" and c.network.serve_time > 0:
+        raise ConfigError("network.serve_time", c.network.serve_time,
+                          f"reads queue for the server under SSP's gate only; for model = {model!r} count the server's "
+                          "time in network.apply_time")
     if model != "ssp" and c.run.audit:
         raise ConfigError("run.audit", True, f"the audit log records SSP read sets; model = {model!r} has none")
     if model == "kbatch_sync" and isinstance(speed, TraceTimes):
@@ -551,9 +567,10 @@ def _validate(c: Config) -> None:
     if c.run.engine == "batch":
         if c.problem.kind != "none":
             raise ConfigError("run.engine", "batch", 'the batch schedule has no math; it needs problem.kind = "none"')
-        if c.network.apply_time > 0:
+        if c.network.contention:
             raise ConfigError(
-                "run.engine", "batch", "the batch schedule is exact only without server contention (network.apply_time = 0)"
+                "run.engine", "batch",
+                "the batch schedule is exact only without server contention (network.apply_time = 0 and network.serve_time = 0)",
             )
 
 

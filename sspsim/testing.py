@@ -230,6 +230,8 @@ def config_tables(
                 raw["network"]["bandwidth"] = draw(st.floats(1e3, 1e6))
             if draw(st.integers(0, 3)) == 0:
                 raw["network"]["apply_time"] = draw(st.floats(0.001, 0.3))
+            if draw(st.integers(0, 3)) == 0:
+                raw["network"]["serve_time"] = draw(st.floats(0.001, 0.3))
         if stragglers and draw(st.booleans()):
             who = draw(st.lists(st.integers(0, P - 1), min_size=1, max_size=P, unique=True))
             raw["workers"]["stragglers"] = [{"worker": w, "slowdown": draw(st.floats(1.0, 5.0))} for w in who]

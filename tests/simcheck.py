@@ -33,6 +33,7 @@ def check_trace(run: sspsim.Run, config: sspsim.Config) -> None:
     policy = config.consistency.read_policy
     cost = float(run.meta["problem"]["message_cost"])
     apply_time = config.network.apply_time
+    serve = config.network.serve_time
     scale = max(1.0, float(tr.commit_time.abs().max()))
     eps = 1e-9 * scale
 
@@ -67,10 +68,22 @@ def check_trace(run: sspsim.Run, config: sspsim.Config) -> None:
     # ... and nobody waits longer than needed: admission = max(own previous commit, gate opening)
     M = np.array([0.0] + [max(c[k - 1] for c in commits) for k in range(1, C + 1)])
     gate_open = np.where(need >= 1, M[np.clip(np.nan_to_num(need, neginf=0), 0, C).astype(int)], 0.0)
-    assert np.allclose(admission, np.maximum(prev_commit, gate_open), rtol=0, atol=eps)
+    base = np.maximum(prev_commit, gate_open)
+    if serve == 0:
+        assert np.allclose(admission, base, rtol=0, atol=eps)
+    else:
+        # reads queue at the server: sent k-th (k < P) by the push that let them through (or at time 0)
+        k = np.round((admission - base) / serve)
+        assert np.allclose(admission, base + k * serve, rtol=0, atol=P * eps), tr[~np.isclose(admission, base + k * serve)]
+        assert ((k >= 0) & (k <= P - 1)).all()
+        # and the server's thread does one thing at a time: applies [commit - apply_time, commit], sends [admit, admit + serve]
+        spans = np.concatenate([np.stack([tr.commit_time.to_numpy() - apply_time, tr.commit_time.to_numpy()], 1),
+                                np.stack([admission, admission + serve], 1)])
+        spans = spans[np.lexsort((spans[:, 1], spans[:, 0]))]
+        assert (spans[1:, 0] >= spans[:-1, 1] - P * eps).all()
     assert np.allclose(tr.wait_time.to_numpy(), admission - prev_commit, rtol=0, atol=eps)
     assert (tr.wait_time >= -eps).all()
-    if apply_time == 0:
+    if not config.network.contention:
         assert np.allclose(tr.commit_time, tr.start_time + tr.compute_time + cost, rtol=0, atol=eps)
     else:
         assert (tr.commit_time >= tr.start_time + tr.compute_time + cost + apply_time - eps).all()

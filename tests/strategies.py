@@ -68,7 +68,7 @@ def sim_configs(
 ) -> dict[str, Any]:
     """A small, valid simulator config table (from :func:`sspsim.testing.config_tables`) covering every
     speed model, read policy and network option; ``stalenesses`` draws s, ``apply_time`` False keeps
-    the server free of contention."""
+    the server free of contention (no apply or serve time)."""
     raw = draw(config_tables(problems=problems, read_policies=policies, max_workers=max_workers, max_clocks=max_clocks,
                              speed_kinds=("constant",), audit=False))
     P, C = raw["workers"]["count"], raw["run"]["clocks"]
@@ -84,6 +84,7 @@ def sim_configs(
     raw["consistency"] = {"staleness": s, "read_policy": policy}
     if not apply_time:
         raw["network"].pop("apply_time", None)
+        raw["network"].pop("serve_time", None)
     return raw
 
 

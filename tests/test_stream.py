@@ -150,6 +150,7 @@ def test_heapq_engine_equals_simpy_engine(raw: dict) -> None:
     from sspsim.sim.heapq_engine import simulate_heapq
     from sspsim.speeds import compute_times
 
+    raw["network"].pop("serve_time", None)  # a read queue runs on SimPy only
     if raw["workers"]["speed"]["kind"] != "trace" and "apply_time" not in raw["network"]:
         raw["network"]["apply_time"] = 0.25  # contention: what the heapq loop exists for
     with materialize(raw) as config:
@@ -194,6 +195,7 @@ def test_heapq_summary_mode_equals_its_recording(raw: dict, apply_time: float, e
     from sspsim.speeds import compute_times
     from sspsim.trace import summarize
 
+    raw["network"].pop("serve_time", None)  # a read queue runs on SimPy only
     if raw["workers"]["speed"]["kind"] != "trace":
         raw["network"]["apply_time"] = apply_time
     raw["run"]["eval_every"] = every

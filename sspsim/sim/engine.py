@@ -28,7 +28,7 @@ from sspsim.evaluate import Evaluator
 from sspsim.optimizer import StepSize
 from sspsim.problems import Problem
 from sspsim.sampling import sample_indices
-from sspsim.server import ParameterServer
+from sspsim.server import ParameterServer, Read
 from sspsim.ssp import read_count, read_cutoff, read_visible
 from sspsim.trace import Recording
 
@@ -100,14 +100,15 @@ def simulate_events(
     audit = Audit(x0, workers, clocks) if (config.run.audit and x0 is not None) else None
     # lean: the stock server's reads hold nothing but counts (timing only), or the current x
     # (eager reads, no audit): the engine keeps the counts and the server updates x in place
-    lean = server_class is ParameterServer and (not math_ or (policy == "eager" and audit is None))
+    serve_time = config.network.serve_time  # > 0: reads queue for the server too (served_worker below)
+    lean = server_class is ParameterServer and serve_time == 0 and (not math_ or (policy == "eager" and audit is None))
     server = server_class(
         x0, workers=workers, staleness=staleness, read_policy=policy,
         step=StepSize.from_config(config.optimizer), momentum=config.optimizer.momentum,
         **({"in_place": True} if lean and math_ else {}),
     )
     env = simpy.Environment()
-    apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 else None
+    apply_queue = simpy.Resource(env, capacity=1) if config.network.contention else None  # the server's one thread
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
     table = server.table
@@ -204,8 +205,81 @@ def simulate_events(
             if progress is not None and done.commit_index % tick == 0:
                 progress(done.commit_index, total)
 
+    held: list[Read | None] = [None] * workers  # served: each worker's read of its iteration in flight
+    grads: list[np.ndarray | None] = [None] * workers  # and the gradient at it
+
+    def serve(p: int) -> None:
+        """The server begins sending worker p its read, now (the admission; the send keeps the
+        server busy for ``serve_time``, while the pull's cost runs); the gradient is taken at once."""
+        read = held[p] = server.read(p, copy=copy_reads)
+        at = p * clocks + read.iteration - 1
+        admit[at] = env.now
+        visible[at] = read.visible_clock
+        reads[at] = read.updates
+        if math_:
+            assert read.params is not None
+            loss[at], grads[p] = problem.loss_grad(read.params, sample_indices(seed, p, read.iteration, batch, n))
+
+    inbox: simpy.Store = simpy.Store(env)  # served: pushes waiting for the server's thread, FIFO
+    served_at: list[Event | None] = [None] * workers  # served: succeeds when the worker's read is sent
+
+    def send_read(p: int):  # type: ignore[no-untyped-def]
+        serve(p)
+        event = served_at[p]
+        assert event is not None
+        event.succeed()
+        yield timeout(serve_time)
+
+    def server_thread():  # type: ignore[no-untyped-def]
+        """The server when reads queue for it (``serve_time > 0``), as the real one is: one thread
+        that applies a push (``apply_time``; the commit), then sends the reads the commit released,
+        in release order, then the pusher's own next read, ``serve_time`` each, then takes the next
+        push, FIFO.  A read is admitted when its send begins, and the worker's pull runs from there
+        (so the k-th read after a commit at t is admitted at ``t + k * serve_time``).  The first
+        reads go out at time 0, in worker order."""
+        for p in range(workers):
+            table.admit_or_hold(p)  # the first clock: always admitted
+            yield from send_read(p)
+        for _ in range(total):
+            p = yield inbox.get()
+            if apply_time > 0:
+                yield timeout(apply_time)
+            done = server.commit(p, grads[p])
+            c = table.clock(p)
+            at = p * clocks + c - 1
+            now = commit[at] = env.now
+            index[at] = done.commit_index
+            tau[at] = done.update_staleness
+            step[at] = done.step
+            read = held[p]
+            if audit is not None:
+                assert read is not None and read.params is not None and done.update is not None
+                audit.params[p, c - 1] = read.params
+                audit.update[p, c - 1] = done.update
+                audit.prefix[p, c - 1] = read.prefix
+                audit.cutoff[p, c - 1] = read.cutoff
+            if done.completed is not None:
+                evaluator.on_clock(server, done.completed, now)
+            if progress is not None and done.commit_index % tick == 0:
+                progress(done.commit_index, total)
+            for q in done.released:
+                yield from send_read(q)
+            if c < clocks and table.admit_or_hold(p):
+                yield from send_read(p)
+
+    def served_worker(p: int):  # type: ignore[no-untyped-def]
+        """A worker when reads queue for the server: wait for the read, compute, push, repeat."""
+        for duration in durations[p]:
+            yield served_at[p]
+            served_at[p] = env.event()
+            yield timeout(duration)
+            inbox.put(p)
+
+    if serve_time > 0:
+        served_at[:] = [env.event() for _ in range(workers)]
+        env.process(server_thread())
     for p in range(workers):
-        env.process(worker(p))
+        env.process(served_worker(p) if serve_time > 0 else worker(p))
     env.run()
     done_commits = commits if lean else server.commits
     if done_commits != total:  # pragma: no cover - would be a deadlock in the protocol

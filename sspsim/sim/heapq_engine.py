@@ -85,6 +85,8 @@ def _run(
     """The event loop; ``record``: the per-iteration columns, else only the summary's totals."""
     if problem.has_math:
         raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
+    if config.network.serve_time > 0:
+        raise ValueError("the heapq engine has no read queue at the server (network.serve_time = 0); the SimPy engine has")
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
     push_cost = config.network.push_cost(problem.n_params)

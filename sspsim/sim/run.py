@@ -38,18 +38,18 @@ def choose_engine(config: Config, durations: np.ndarray | None = None) -> str:
 
     Under ``auto`` a timing-only ``event`` run takes the plain heapq loop
     (:mod:`sspsim.sim.heapq_engine`), which schedules exactly what the SimPy engine does
-    (with ``trace = "summary"``, keeping only the summary's totals); ``[run] engine = "event"``
-    keeps SimPy.
+    (with ``trace = "summary"``, keeping only the summary's totals), unless reads queue for the
+    server (``network.serve_time > 0``: SimPy only); ``[run] engine = "event"`` keeps SimPy.
 
     Exact means: no math (``problem.kind = "none"``), no server contention
-    (``network.apply_time = 0``), and, when the iteration ``durations`` are given, none of
+    (``network.apply_time = 0`` and ``network.serve_time = 0``), and, when the iteration ``durations`` are given, none of
     zero length (a zero-length iteration commits at the instant it was admitted, and only the
     event engine orders such simultaneous events causally).  ``[run] engine`` forces one; a
     forced ``batch`` where it would not be exact is refused.
     """
     if config.run.engine == "event":
         return "event"
-    exact = config.problem.kind == "none" and config.network.apply_time == 0
+    exact = config.problem.kind == "none" and not config.network.contention
     zero = durations is not None and durations.size > 0 and float(durations.min()) <= 0.0
     if config.run.engine == "batch" and zero:
         raise ConfigError(
@@ -69,7 +69,7 @@ def streams(config: Config) -> bool:
     """
     return (
         config.run.engine in ("auto", "batch") and config.run.trace == "summary" and config.problem.kind == "none"
-        and config.network.apply_time == 0 and not math.isinf(config.consistency.staleness)
+        and not config.network.contention and not math.isinf(config.consistency.staleness)
     )
 
 
@@ -131,8 +131,9 @@ def simulate(
             message_cost=cost, push_cost=push, progress=progress,
         )
         evals = _timing_evals(rec, M, eval_clocks(config, clocks))
-    elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer:
+    elif config.run.engine == "auto" and not problem.has_math and server_class is ParameterServer and config.network.serve_time == 0:
         # SimPy's schedule, without SimPy; with no trace asked for, only the summary's totals are kept
+        # (reads queued for the server, serve_time > 0, run on the SimPy engine only)
         if config.run.trace == "summary":
             totals, evals = summarize_heapq(config, problem, compute, progress=progress)
         else:
