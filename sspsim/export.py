@@ -9,7 +9,9 @@ trace row as four consecutive slices (DESIGN §Run directory gives the instants)
 * ``push``: the update travels and queues at the server, ``[start_time + compute_time, commit_time]``.
 
 The server track holds one ``apply`` slice per commit, ending at ``commit_time`` and lasting the
-configured ``network.apply_time`` (an instant event when that is 0).  Slices of zero length are
+configured ``network.apply_time`` (an instant event when that is 0), and, when reads queue at the
+server (``network.serve_time > 0``), one ``send`` slice per read, ``[read_time, read_time +
+serve_time]``.  Slices of zero length are
 left out.  Times are microseconds (``ts``/``dur``), the format's unit; ``args`` carry the row's
 clock, staleness and visible clock so a click in the viewer shows them.
 """
@@ -42,7 +44,9 @@ def perfetto_events(run: Run) -> dict[str, Any]:
     if missing:
         raise InputError("trace.csv", str(run.path), f"lacks the columns {', '.join(missing)} a timeline needs")
     config = run.meta.get("config") or {}
-    apply_time = float((config.get("network") or {}).get("apply_time") or 0.0)
+    network = config.get("network") or {}
+    apply_time = float(network.get("apply_time") or 0.0)
+    serve_time = float(network.get("serve_time") or 0.0)
     pid = 1
     name = f"sspsim {run.meta.get('backend', 'run')}"
     events: list[dict[str, Any]] = [
@@ -81,6 +85,9 @@ def perfetto_events(run: Run) -> dict[str, Any]:
             events.append({**apply, "ph": "X", "ts": max(commit - apply_time, 0.0) * _US, "dur": apply_time * _US})
         else:
             events.append({**apply, "ph": "i", "s": "t", "ts": commit * _US})
+        if serve_time > 0:
+            events.append({"name": f"send w{w} c{clock}", "cat": "server", "pid": pid, "tid": _SERVER_TID, "args": args,
+                           "ph": "X", "ts": r["read_time"] * _US, "dur": serve_time * _US})
     other = {"generator": f"{FILE_MARK} export", "sspsim_run": str(run.path or "")}
     return {"otherData": other, "displayTimeUnit": "ms", "traceEvents": events}
 

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,6 +68,19 @@ def test_timeline_is_valid_and_accounts_for_every_second(tmp_path: Path) -> None
         assert ends.max() <= rows.commit_time.max() * 1e6 + 1e-3
     applies = [e for e in doc["traceEvents"] if e.get("cat") == "server"]
     assert len(applies) == len(trace) and all(e["ph"] == "X" for e in applies)
+
+
+def test_the_server_track_shows_its_sends_one_at_a_time(tmp_path: Path) -> None:
+    """With reads queued at the server (serve_time), the server's applies and sends never overlap."""
+    run = _run(tmp_path, apply_time=0.02, serve_time=0.03)
+    doc = perfetto_events(run)
+    validate_trace_events(doc)
+    server = pd.DataFrame([e for e in doc["traceEvents"] if e.get("cat") == "server"])
+    sends = server[server.name.str.startswith("send")]
+    assert len(sends) == len(run.trace) and np.allclose(sends.dur, 0.03e6)
+    ordered = server.sort_values(["ts", "dur"])
+    ends = (ordered.ts + ordered.dur).to_numpy()[:-1]
+    assert (ordered.ts.to_numpy()[1:] >= ends - 1e-3).all()
 
 
 def test_without_apply_time_commits_are_instants(tmp_path: Path) -> None:
