@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             ("latency (s), bandwidth (B/s)", f"{facts['latency']:.4g}, {facts['bandwidth']:.4g}"),
             ("push receive time (s), beyond the pull", f"{facts['receive_time']:.4g}"),
             ("server busy per push (s)", f"{facts['server_busy_per_push']:.4g}"),
+            ("of which: apply a push, send a read (s)", f"{facts['server_apply_per_push']:.4g}, {facts['server_send_per_read']:.4g}"),
             ("first iteration's extra time (s)", f"{facts['warmup']:.4g}"),
             ("start-up time (s)", f"{facts['startup_time']:.3g}"),
         ]
