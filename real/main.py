@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = make_problem(config.problem, config.problem_seed)
     transport = GlooTransport(problem.n_params)
     if rank == 0:
+        transport.start_receiving()  # before the server's set-up (problem facts: minutes for a large problem)
         from sspsim.real.server import Server
 
         if config.consistency.model == "ksync":

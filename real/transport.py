@@ -251,8 +251,14 @@ class GlooTransport(_AnySource):
         return msg
 
     def start_receiving(self) -> None:
+        """Receive on a background thread from now on (again: nothing more).  The server starts it
+        before its set-up, which can take minutes for a large problem: a worker's first message
+        (HELLO) is then taken at once instead of blocking its send towards Gloo's timeout."""
         import torch
         import torch.distributed as dist
+
+        if self._pump is not None:
+            return
 
         def pump() -> None:
             while True:

@@ -57,10 +57,18 @@ class _LinearProblem:
         raise NotImplementedError
 
     @cached_property
+    def _gram_eigenvalues(self) -> np.ndarray:
+        """Eigenvalues (ascending) of the smaller Gram matrix of the full design: A^T A / n, or
+        A A^T / n when there are fewer samples than parameters (the same nonzero eigenvalues, at
+        O(n^3) instead of O(d^3): minutes instead of hours at d = 20,000)."""
+        n, d = self.A.shape
+        return np.linalg.eigvalsh(self.A @ self.A.T / n if n < d else self.A.T @ self.A / n)
+
+    @cached_property
     def _spectrum(self) -> tuple[float, float]:
-        """Largest and smallest eigenvalue of A^T A / n (the full design)."""
-        eig = np.linalg.eigvalsh(self.A.T @ self.A / self.n_samples)
-        return float(eig[-1]), float(max(eig[0], 0.0))
+        """Largest and smallest eigenvalue of A^T A / n (the full design; singular when n < d)."""
+        eig = self._gram_eigenvalues
+        return float(eig[-1]), (0.0 if self.A.shape[0] < self.A.shape[1] else float(max(eig[0], 0.0)))
 
     @cached_property
     def x_star(self) -> np.ndarray | None:
@@ -132,8 +140,10 @@ class Logistic(_LinearProblem):
 
         False when the labels are linearly separable (some w has y_i a_i . w >= 1 for all i):
         then f* = 0 is only an infimum and x* lies at infinity.  Decided exactly by an LP
-        feasibility problem for designs up to 4e5 entries; for larger ones, by the optimiser's
-        value (separable data drive f below 1e-6, non-separable data keep f* well above it).
+        feasibility problem for designs up to 4e5 entries.  For larger ones with no more samples
+        than parameters, by the rank: a design of full row rank solves A w = y, so y_i a_i . w = 1
+        for every i (separable).  Otherwise by the optimiser's value (separable data drive f below
+        1e-6, non-separable data keep f* well above it).
         """
         if self.n_samples * self.n_params <= 4e5:
             res = scipy.optimize.linprog(
@@ -141,6 +151,9 @@ class Logistic(_LinearProblem):
                 bounds=(None, None), method="highs",
             )
             return res.status != 0
+        eig = self._gram_eigenvalues
+        if self.n_samples <= self.n_params and eig[0] > 1e-10 * eig[-1]:
+            return False
         return self._loss_grad_rows(self.x_star, self.A, self.b, grad=False)[0] > 1e-6
 
     def constants(self) -> Constants:
