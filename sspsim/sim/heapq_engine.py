@@ -28,7 +28,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 
 import numpy as np
 
@@ -73,23 +73,215 @@ def summarize_heapq(
     so equal to float rounding), the clock-staleness histogram of the reads and the update
     staleness ``commit_index - 1 - read_updates`` of each commit (its sum and maximum, exact;
     a worker has one iteration in flight, so one pending read count per worker suffices).
+
+    It first runs :func:`_summary_without_ties`, a loop shaped like a minimal heapq loop that is
+    exact while no two events fall at the same instant; at the first tie it gives up and the exact
+    loop reruns the whole run (its progress reports resume where the fast loop's stopped).
     """
-    _, totals, evals = _run(config, problem, compute, progress, record=False)
+    _timing_only(config, problem)
+    fast = _summary_without_ties(config, problem, compute, progress)
+    if fast is not None:
+        return fast
+    _, totals, evals = _run(config, problem, compute, _Onward(progress) if progress is not None else None, record=False)
     assert totals is not None
     return totals, evals
+
+
+class _Onward:
+    """A progress callback that passes on only counts beyond those already reported (a rerun's)."""
+
+    def __init__(self, progress: Callable[[int, int], None]) -> None:
+        self.progress = progress
+        self.reported = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if done > self.reported:
+            self.reported = done
+            self.progress(done, total)
+
+
+def _timing_only(config: Config, problem: Problem) -> None:
+    """Refuse what the heapq loops do not model: math, and reads queued at the server."""
+    if problem.has_math:
+        raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
+    if config.network.serve_time > 0:
+        raise ValueError("the heapq engine has no read queue at the server (network.serve_time = 0); the SimPy engine has")
+
+
+def _summary_without_ties(
+    config: Config,
+    problem: Problem,
+    compute: np.ndarray,
+    progress: Callable[[int, int], None] | None,
+    *,
+    fall_back: bool = True,
+) -> tuple[Totals, list[dict[str, float]]] | None:
+    """The summary-only run as a minimal heapq loop; None at the first tie (two events at one instant).
+
+    One heap event per computation, ``(end, p)``, and one per apply, ``(end, ~p)``; the server's
+    FIFO queue is a running "free at" instant: an apply starts at ``max(free_at, request)``
+    (without apply time a computation's end is its commit).  At a commit, the workers it
+    releases from the gate read at its instant, and so does the committing worker, right after.
+
+    Why this is SimPy's order of effects (and the exact loop's) when no two events fall at the same
+    instant, the start at time 0 aside:
+
+    * Every effect at an instant other than 0 follows one heap event: a computation's end (a
+      request), or a commit.  The exact loop's other events are the same-instant consequences of
+      one of these (grant, release, released reads, the committer's read, process end), so with
+      no ties each instant holds one heap event and its consequences, in time order as here.
+    * The apply queue: requests arrive at distinct instants, so FIFO is the order of computation
+      ends; a request finding the server free (no apply in progress: the last one ended strictly
+      before) is granted at once, otherwise at the release of the apply before it, at that
+      apply's end ``free_at``; either way it ends at ``max(free_at, now) + apply_time``, the same
+      float sum SimPy's timeout makes.  With apply time > 0 commits are serialized, and a
+      commit's instant holds no other commit.
+    * Reads happen at commit instants (or at 0).  Between a commit and the reads of its instant
+      nothing commits, so the released workers and the committer all see the same committed
+      clocks and the same commit count, whatever order SimPy serves them in; each read's
+      figures (:func:`~sspsim.ssp.read_cutoff`, :func:`~sspsim.ssp.read_visible`,
+      :func:`~sspsim.ssp.read_count`; eager: the slowest clock and the commit count) are then
+      equal.  The committer waits 0 (it reads at its own commit), and each worker's waits are
+      added in its own iteration order, so every per-worker sum is the same float sum.
+    * At time 0 every worker starts and reads before anything commits (slowest clock 0, no
+      commits): the order of these reads changes nothing either.
+
+    A tie shows itself as a popped time equal to the current instant: events at one instant
+    leave the heap one after another, an event scheduled for the current instant (a zero-length
+    iteration, an apply time lost to rounding) is popped at it, and the server being free at
+    exactly the instant of a request means an apply ends then.  Then SimPy's priorities and
+    event ids decide the apply queue's order and what each read sees, so the caller reruns the
+    exact loop.  ``fall_back=False`` carries on through ties (ordering them by worker), for tests.
+    """
+    workers, clocks = compute.shape
+    apply_time = config.network.apply_time
+    staleness = config.consistency.staleness
+    policy = config.consistency.read_policy
+    table = ClockTable(workers, staleness)
+    evaluator = Evaluator(problem, config, clocks)
+    evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
+    due, rows, row = evaluator.due, evaluator.rows, evaluator.row
+    durations = _durations(config, problem, compute)
+    total = workers * clocks
+    tick = max(1, total // 200)
+    eager, lazy = policy == "eager", policy == "lazy"
+    # a read for iteration c + 1, in clock staleness c - visible and updates held: lazy reads do
+    # not depend on the slowest clock (their cutoff is the guarantee), so they are tabled by c
+    lazy_lag, lazy_got = [0] * clocks, [0] * clocks
+    if lazy:
+        for c in range(clocks):
+            cut = read_cutoff(policy, c + 1, staleness, 0)
+            lazy_lag[c] = c - read_visible(cut, c + 1, workers)
+            lazy_got[c] = read_count(cut, c + 1, workers)
+    last = [0.0] * workers  # each worker's last commit
+    waited = [0.0] * workers
+    pending = [0] * workers  # updates in each worker's last read
+    hist = [0] * (clocks + 1)
+    spent = 0
+    most = -1
+    commits = 0
+    slowest = 0
+    flip = 0 if apply_time > 0 else -1  # a computation's code: p (a request), or ~p = p ^ -1 (its commit)
+    report = tick if progress is not None else -1  # the commit count of the next progress report
+    clock_of, enter, begin, commit_to = table.clock, table.enter, table.begin, table.commit
+    push, pop = heappush, heappop
+    heap: list[tuple[float, int]] = []
+    for p in range(workers):  # time 0: everybody passes the gate and reads nothing
+        enter(p)
+        hist[0] += 1
+        heap.append((durations[p * clocks], p ^ flip))
+    heapify(heap)
+    now = 0.0
+    free_at = 0.0
+    while heap:
+        t, code = pop(heap)
+        if t == now and fall_back:
+            return None
+        now = t
+        if code >= 0:  # a computation ends: its apply queues for the server
+            free_at = (free_at if free_at > t else t) + apply_time
+            push(heap, (free_at, ~code))
+            continue
+        p = ~code
+        commits += 1
+        us = commits - 1 - pending[p]  # this commit's update staleness
+        spent += us
+        if us > most:
+            most = us
+        last[p] = t
+        c = clock_of(p)
+        released = commit_to(p)
+        if c == slowest and table.min_clock != slowest:  # only the last worker at the slowest clock moves it
+            slowest += 1
+            if due(slowest):
+                rows.append(row(None, t, slowest, commits))
+        if commits == report:
+            assert progress is not None
+            progress(commits, total)
+            report += tick
+        for q in released:
+            begin(q)
+            cq = clock_of(q)
+            if eager:
+                hist[cq - slowest] += 1
+                pending[q] = commits
+            elif lazy:
+                hist[lazy_lag[cq]] += 1
+                pending[q] = lazy_got[cq]
+            else:
+                cut = read_cutoff(policy, cq + 1, staleness, slowest)
+                hist[cq - read_visible(cut, cq + 1, workers)] += 1
+                pending[q] = read_count(cut, cq + 1, workers)
+            waited[q] += t - last[q]
+            push(heap, (t + durations[q * clocks + cq], q ^ flip))
+        c += 1
+        if c < clocks and enter(p):  # the committer reads at its own commit: it waits 0
+            if eager:
+                hist[c - slowest] += 1
+                pending[p] = commits
+            elif lazy:
+                hist[lazy_lag[c]] += 1
+                pending[p] = lazy_got[c]
+            else:
+                cut = read_cutoff(policy, c + 1, staleness, slowest)
+                hist[c - read_visible(cut, c + 1, workers)] += 1
+                pending[p] = read_count(cut, c + 1, workers)
+            push(heap, (t + durations[p * clocks + c], p ^ flip))
+    if commits != total:  # pragma: no cover - would be a deadlock in the protocol
+        raise RuntimeError(f"simulation stalled after {commits} of {total} commits")
+    if progress is not None:
+        progress(total, total)
+    return _totals(compute, waited, last, hist, spent, most), rows
+
+
+def _durations(config: Config, problem: Problem, compute: np.ndarray) -> list[float]:
+    """Per iteration, flat index ``p * clocks + (c - 1)``: pull, compute, push (the SimPy engine's sum)."""
+    cost = config.network.message_cost(problem.n_params)
+    push_cost = config.network.push_cost(problem.n_params)
+    return (cost + compute.reshape(-1) + push_cost).tolist()  # type: ignore[no-any-return]
+
+
+def _totals(compute: np.ndarray, waited: list[float], last: list[float], hist: list[int], spent: int, most: int) -> Totals:
+    """The summary's totals from a loop's running sums."""
+    workers, clocks = compute.shape
+    per_worker = np.array(waited)
+    finish = np.array(last)
+    return Totals(
+        workers=workers, clocks=clocks, total_time=float(finish.max()), finish=finish,
+        compute_mean=float(compute.mean()), compute_per_worker=compute.sum(axis=1),
+        wait_total=float(per_worker.sum()), wait_per_worker=per_worker,
+        staleness_histogram=np.trim_zeros(np.array(hist, dtype=np.int64), "b"),
+        update_staleness_sum=spent, update_staleness_max=most,
+    )
 
 
 def _run(
     config: Config, problem: Problem, compute: np.ndarray, progress: Callable[[int, int], None] | None, *, record: bool,
 ) -> tuple[Recording | None, Totals | None, list[dict[str, float]]]:
     """The event loop; ``record``: the per-iteration columns, else only the summary's totals."""
-    if problem.has_math:
-        raise ValueError("the heapq engine runs timing-only problems (problem.kind = \"none\")")
-    if config.network.serve_time > 0:
-        raise ValueError("the heapq engine has no read queue at the server (network.serve_time = 0); the SimPy engine has")
+    _timing_only(config, problem)
     workers, clocks = compute.shape
     cost = config.network.message_cost(problem.n_params)
-    push_cost = config.network.push_cost(problem.n_params)
     apply_time = config.network.apply_time
     staleness = config.consistency.staleness
     policy = config.consistency.read_policy
@@ -97,7 +289,7 @@ def _run(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     tie_sensitive = policy != "lazy"
-    durations = (cost + compute.reshape(-1) + push_cost).tolist()  # pull, compute, push: the SimPy engine's sum
+    durations = _durations(config, problem, compute)
     total = workers * clocks
     tick = max(1, total // 200)
     # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place
@@ -275,15 +467,7 @@ def _run(
     if progress is not None:
         progress(total, total)
     if not record:
-        stale = np.array(hist, dtype=np.int64)
-        per_worker = np.array(waited)
-        finish = np.array(last_commit)
-        return None, Totals(
-            workers=workers, clocks=clocks, total_time=float(finish.max()), finish=finish,
-            compute_mean=float(compute.mean()), compute_per_worker=compute.sum(axis=1),
-            wait_total=float(per_worker.sum()), wait_per_worker=per_worker,
-            staleness_histogram=np.trim_zeros(stale, "b"), update_staleness_sum=spent, update_staleness_max=most,
-        ), evaluator.rows
+        return None, _totals(compute, waited, last_commit, hist, spent, most), evaluator.rows
     shape = (workers, clocks)
     rec = Recording.empty(workers, clocks)
     rec.compute[:] = compute
