@@ -46,14 +46,19 @@ def same(got: tuple[Totals, list[dict[str, float]]], want: tuple[Totals, list[di
 @st.composite
 def heapq_configs(draw: st.DrawFn) -> dict[str, Any]:
     """Summary-only timing configs, half with continuous speeds (no ties) and half tie-heavy: constant
-    or trace speeds (trace times are multiples of 0.5), constant ones with no network noise and apply
-    times that are multiples of the compute time."""
+    or trace speeds (trace times are multiples of 0.5, some of them 0), constant ones with no network
+    noise and apply times that are multiples of the compute time."""
     tied = draw(st.booleans())
     raw = draw(sim_configs(problems=("none",), max_workers=8, max_clocks=10,
                            speed_kinds=("constant", "trace") if tied else CONTINUOUS_KINDS))
     policy = draw(st.sampled_from(["eager", "lazy", "push"]))  # each policy evenly, lazy with a finite s
     raw["consistency"] = {"staleness": draw(st.integers(0, 4) if policy == "lazy" else small_staleness),
                           "read_policy": policy}
+    if tied and draw(st.integers(0, 3)) == 0:  # zero-length iterations among others
+        P, T = raw["workers"]["count"], raw["run"]["clocks"]
+        values = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=P * T, max_size=P * T))
+        raw["workers"] = {"count": P, "speed": {"kind": "trace", "file": "times.csv",
+                                                "_times": np.array(values).reshape(P, T)}}
     if tied and raw["workers"]["speed"]["kind"] == "constant":
         value = draw(st.sampled_from([0.5, 1.0, 2.0]))
         raw["workers"] = {"count": raw["workers"]["count"], "speed": {"kind": "constant", "value": value}}
@@ -83,37 +88,45 @@ def test_fast_summary_equals_the_exact_loop(raw: dict[str, Any]) -> None:
     assert same(got, want)
 
 
-TIED = {"kind": "constant", "value": 1.0}
-UNTIED = {"kind": "exponential", "mean": 1.0}
+def trace(times: list[list[float]]) -> dict[str, Any]:
+    return {"kind": "trace", "file": "times.csv", "_times": np.array(times)}
 
 
-def config_with(speed: dict[str, Any], policy: str) -> sspsim.Config:
-    return sspsim.config_from_dict({
-        "run": {"seed": 4, "clocks": 25, "trace": "summary", "eval_every": 3}, "problem": {"kind": "none"},
-        "consistency": {"staleness": 1, "read_policy": policy},
-        "workers": {"count": 5, "speed": speed}, "network": {"apply_time": 0.25},
-    })
+RUNS = {  # speed, workers, apply time; whether two events fall at one instant
+    "computations end together": ({"kind": "constant", "value": 1.0}, 5, 0.25, True),
+    "a computation ends as an apply does": (trace([[1.0, 2.0, 1.0], [1.5, 1.0, 1.0]]), 2, 0.5, True),
+    "a zero-length iteration": (trace([[1.0, 0.0, 1.0]]), 1, 0.5, True),
+    "a zero-length iteration, no apply time": (trace([[1.0, 0.0, 1.0]]), 1, 0.0, True),
+    "a zero-length iteration after a queued apply": (trace([[1.0, 1.0, 1.0], [1.2, 0.0, 1.0]]), 2, 0.5, True),
+    "exponential speeds": ({"kind": "exponential", "mean": 1.0}, 5, 0.25, False),
+    "exponential speeds, no apply time": ({"kind": "exponential", "mean": 1.0}, 5, 0.0, False),
+}
 
 
 @pytest.mark.parametrize("policy", ["eager", "lazy", "push"])
-def test_the_exact_loop_runs_only_after_a_tie(monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
-    """Constant speeds tie (all workers end their first computation at once): the fast loop gives up and
-    the exact loop reruns, its progress reports going on where the fast loop's stopped; exponential
-    speeds never tie, and the exact loop does not run."""
+@pytest.mark.parametrize("case", RUNS)
+def test_the_exact_loop_runs_only_after_a_tie(monkeypatch: pytest.MonkeyPatch, case: str, policy: str) -> None:
+    """At a tie the fast loop gives up and the exact loop reruns, its progress reports going on where the
+    fast loop's stopped; without one (continuous draws) the exact loop does not run."""
+    speed, workers, apply_time, tied = RUNS[case]
+    raw = {
+        "run": {"seed": 4, "clocks": 3 if speed["kind"] == "trace" else 25, "trace": "summary", "eval_every": 2},
+        "problem": {"kind": "none"}, "consistency": {"staleness": 1, "read_policy": policy},
+        "workers": {"count": workers, "speed": speed}, "network": {"apply_time": apply_time},
+    }
     calls = []
     real = heapq_engine._run
     monkeypatch.setattr(heapq_engine, "_run", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for speed, reruns in ((TIED, [1]), (UNTIED, [])):
-        calls.clear()
-        args = inputs(config_with(speed, policy))
-        assert (_summary_without_ties(*args, None) is None) == bool(reruns)
-        calls.clear()
-        reports: list[tuple[int, int]] = []
-        got = summarize_heapq(*args, progress=lambda done, total, reports=reports: reports.append((done, total)))
-        assert calls == reruns
-        assert same(got, exact(*args))
-        done = [d for d, _ in reports]
-        assert done == sorted(done) and reports[-1] == (125, 125)  # never back to 0 after the rerun
+    with materialize(raw) as config:
+        args = inputs(config)
+    assert (_summary_without_ties(*args, None) is None) == tied
+    reports: list[tuple[int, int]] = []
+    got = summarize_heapq(*args, progress=lambda done, total: reports.append((done, total)))
+    assert calls == ([1] if tied else [])
+    assert same(got, exact(*args))
+    done = [d for d, _ in reports]
+    total = workers * config.run.clocks
+    assert done == sorted(done) and reports[-1] == (total, total)  # never back to 0 after the rerun
 
 
 def test_ties_change_the_summary_without_the_fall_back() -> None:

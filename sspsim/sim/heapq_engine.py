@@ -79,16 +79,18 @@ def summarize_heapq(
     loop reruns the whole run (its progress reports resume where the fast loop's stopped).
     """
     _timing_only(config, problem)
-    fast = _summary_without_ties(config, problem, compute, progress)
+    onward = _Onward(progress) if progress is not None else None
+    fast = _summary_without_ties(config, problem, compute, onward)
     if fast is not None:
         return fast
-    _, totals, evals = _run(config, problem, compute, _Onward(progress) if progress is not None else None, record=False)
+    _, totals, evals = _run(config, problem, compute, onward, record=False)
     assert totals is not None
     return totals, evals
 
 
 class _Onward:
-    """A progress callback that passes on only counts beyond those already reported (a rerun's)."""
+    """A progress callback that passes on only counts beyond those already reported (so a rerun's
+    reports resume where the first loop's stopped)."""
 
     def __init__(self, progress: Callable[[int, int], None]) -> None:
         self.progress = progress
@@ -118,23 +120,26 @@ def _summary_without_ties(
 ) -> tuple[Totals, list[dict[str, float]]] | None:
     """The summary-only run as a minimal heapq loop; None at the first tie (two events at one instant).
 
-    One heap event per computation, ``(end, p)``, and one per apply, ``(end, ~p)``; the server's
-    FIFO queue is a running "free at" instant: an apply starts at ``max(free_at, request)``
-    (without apply time a computation's end is its commit).  At a commit, the workers it
-    releases from the gate read at its instant, and so does the committing worker, right after.
+    The heap holds ``(end, p)`` per computation and ``(end, ~p)`` per apply.  The server is
+    SimPy's ``Resource(capacity=1)``: one apply in progress, the other requests waiting FIFO; an
+    apply starts at its request if the server is free, else at the commit before it, and ends
+    ``apply_time`` later (the float sum SimPy's timeout makes).  An apply's end goes on the heap
+    only if some event there is due first (or then); otherwise its commit is the next event and
+    is handled on the spot, and so on down the queue.  At a commit, the workers it releases from
+    the gate read at its instant, and so does the committer, right after.  Without apply time an
+    apply ends as it starts: a computation's end is its commit.
 
     Why this is SimPy's order of effects (and the exact loop's) when no two events fall at the same
     instant, the start at time 0 aside:
 
-    * Every effect at an instant other than 0 follows one heap event: a computation's end (a
-      request), or a commit.  The exact loop's other events are the same-instant consequences of
-      one of these (grant, release, released reads, the committer's read, process end), so with
-      no ties each instant holds one heap event and its consequences, in time order as here.
-    * The apply queue: requests arrive at distinct instants, so FIFO is the order of computation
-      ends; a request finding the server free (no apply in progress: the last one ended strictly
-      before) is granted at once, otherwise at the release of the apply before it, at that
-      apply's end ``free_at``; either way it ends at ``max(free_at, now) + apply_time``, the same
-      float sum SimPy's timeout makes.  With apply time > 0 commits are serialized, and a
+    * Every instant other than 0 holds one computation's end (a request) or one apply's end (a
+      commit), and the same-instant consequences of that one event, which are the exact loop's
+      other events (grant, release, released reads, the committer's read, process end).  Here
+      those instants come in time order: an apply's end handled on the spot is earlier than
+      everything on the heap, and nothing else can be scheduled before it (only events being
+      handled schedule events, none earlier than their own instant).
+    * The apply queue: requests come at distinct instants, so FIFO is the order of computation
+      ends, as SimPy's resource serves them; with apply time > 0 commits are serialized, so a
       commit's instant holds no other commit.
     * Reads happen at commit instants (or at 0).  Between a commit and the reads of its instant
       nothing commits, so the released workers and the committer all see the same committed
@@ -146,12 +151,11 @@ def _summary_without_ties(
     * At time 0 every worker starts and reads before anything commits (slowest clock 0, no
       commits): the order of these reads changes nothing either.
 
-    A tie shows itself as a popped time equal to the current instant: events at one instant
-    leave the heap one after another, an event scheduled for the current instant (a zero-length
-    iteration, an apply time lost to rounding) is popped at it, and the server being free at
-    exactly the instant of a request means an apply ends then.  Then SimPy's priorities and
-    event ids decide the apply queue's order and what each read sees, so the caller reruns the
-    exact loop.  ``fall_back=False`` carries on through ties (ordering them by worker), for tests.
+    A tie shows itself as a popped time equal to the current instant: events due at one instant
+    leave the heap one after another, and an event scheduled for the current instant (a
+    zero-length iteration) is popped at it.  Then SimPy's priorities and event ids decide the
+    queue's order and what each read sees, so the caller reruns the exact loop.
+    ``fall_back=False`` carries on through ties (ordering them by worker), for tests.
     """
     workers, clocks = compute.shape
     apply_time = config.network.apply_time
@@ -181,7 +185,6 @@ def _summary_without_ties(
     most = -1
     commits = 0
     slowest = 0
-    flip = 0 if apply_time > 0 else -1  # a computation's code: p (a request), or ~p = p ^ -1 (its commit)
     report = tick if progress is not None else -1  # the commit count of the next progress report
     clock_of, enter, begin, commit_to = table.clock, table.enter, table.begin, table.commit
     push, pop = heappush, heappop
@@ -189,64 +192,83 @@ def _summary_without_ties(
     for p in range(workers):  # time 0: everybody passes the gate and reads nothing
         enter(p)
         hist[0] += 1
-        heap.append((durations[p * clocks], p ^ flip))
+        heap.append((durations[p * clocks], p))
     heapify(heap)
     now = 0.0
-    free_at = 0.0
+    busy = False  # an apply is in progress (its end on the heap, or its commit being handled)
+    waiting: deque[int] = deque()  # workers whose applies wait for the server, FIFO
     while heap:
         t, code = pop(heap)
         if t == now and fall_back:
             return None
         now = t
         if code >= 0:  # a computation ends: its apply queues for the server
-            free_at = (free_at if free_at > t else t) + apply_time
-            push(heap, (free_at, ~code))
-            continue
-        p = ~code
-        commits += 1
-        us = commits - 1 - pending[p]  # this commit's update staleness
-        spent += us
-        if us > most:
-            most = us
-        last[p] = t
-        c = clock_of(p)
-        released = commit_to(p)
-        if c == slowest and table.min_clock != slowest:  # only the last worker at the slowest clock moves it
-            slowest += 1
-            if due(slowest):
-                rows.append(row(None, t, slowest, commits))
-        if commits == report:
-            assert progress is not None
-            progress(commits, total)
-            report += tick
-        for q in released:
-            begin(q)
-            cq = clock_of(q)
-            if eager:
-                hist[cq - slowest] += 1
-                pending[q] = commits
-            elif lazy:
-                hist[lazy_lag[cq]] += 1
-                pending[q] = lazy_got[cq]
-            else:
-                cut = read_cutoff(policy, cq + 1, staleness, slowest)
-                hist[cq - read_visible(cut, cq + 1, workers)] += 1
-                pending[q] = read_count(cut, cq + 1, workers)
-            waited[q] += t - last[q]
-            push(heap, (t + durations[q * clocks + cq], q ^ flip))
-        c += 1
-        if c < clocks and enter(p):  # the committer reads at its own commit: it waits 0
-            if eager:
-                hist[c - slowest] += 1
-                pending[p] = commits
-            elif lazy:
-                hist[lazy_lag[c]] += 1
-                pending[p] = lazy_got[c]
-            else:
-                cut = read_cutoff(policy, c + 1, staleness, slowest)
-                hist[c - read_visible(cut, c + 1, workers)] += 1
-                pending[p] = read_count(cut, c + 1, workers)
-            push(heap, (t + durations[p * clocks + c], p ^ flip))
+            if busy:
+                waiting.append(code)
+                continue
+            busy = True
+            end = t + apply_time
+            if heap and heap[0][0] <= end:  # something else is due first (or then: a tie, found when popped)
+                push(heap, (end, ~code))
+                continue
+            now = t = end  # the apply's end is the next event: its commit, handled on the spot
+            p = code
+        else:
+            p = ~code
+        while True:  # commit p at t; then the next apply starts, and its commit may come next too
+            commits += 1
+            us = commits - 1 - pending[p]  # this commit's update staleness
+            spent += us
+            if us > most:
+                most = us
+            last[p] = t
+            c = clock_of(p)
+            released = commit_to(p)
+            if c == slowest and table.min_clock != slowest:  # only the last worker at the slowest clock moves it
+                slowest += 1
+                if due(slowest):
+                    rows.append(row(None, t, slowest, commits))
+            if commits == report:
+                assert progress is not None
+                progress(commits, total)
+                report += tick
+            for q in released:
+                begin(q)
+                cq = clock_of(q)
+                if eager:
+                    hist[cq - slowest] += 1
+                    pending[q] = commits
+                elif lazy:
+                    hist[lazy_lag[cq]] += 1
+                    pending[q] = lazy_got[cq]
+                else:
+                    cut = read_cutoff(policy, cq + 1, staleness, slowest)
+                    hist[cq - read_visible(cut, cq + 1, workers)] += 1
+                    pending[q] = read_count(cut, cq + 1, workers)
+                waited[q] += t - last[q]
+                push(heap, (t + durations[q * clocks + cq], q))
+            c += 1
+            if c < clocks and enter(p):  # the committer reads at its own commit: it waits 0
+                if eager:
+                    hist[c - slowest] += 1
+                    pending[p] = commits
+                elif lazy:
+                    hist[lazy_lag[c]] += 1
+                    pending[p] = lazy_got[c]
+                else:
+                    cut = read_cutoff(policy, c + 1, staleness, slowest)
+                    hist[c - read_visible(cut, c + 1, workers)] += 1
+                    pending[p] = read_count(cut, c + 1, workers)
+                push(heap, (t + durations[p * clocks + c], p))
+            if not waiting:
+                busy = False
+                break
+            p = waiting.popleft()  # the next apply starts now
+            end = t + apply_time
+            if heap and heap[0][0] <= end:
+                push(heap, (end, ~p))
+                break
+            now = t = end
     if commits != total:  # pragma: no cover - would be a deadlock in the protocol
         raise RuntimeError(f"simulation stalled after {commits} of {total} commits")
     if progress is not None:
