@@ -165,7 +165,7 @@ def _summary_without_ties(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     due, rows, row = evaluator.due, evaluator.rows, evaluator.row
-    durations = _durations(config, problem, compute)
+    durations = _durations(config, problem, compute).tolist()  # durations[p][c - 1]
     total = workers * clocks
     tick = max(1, total // 200)
     eager, lazy = policy == "eager", policy == "lazy"
@@ -192,7 +192,7 @@ def _summary_without_ties(
     for p in range(workers):  # time 0: everybody passes the gate and reads nothing
         enter(p)
         hist[0] += 1
-        heap.append((durations[p * clocks], p))
+        heap.append((durations[p][0], p))
     heapify(heap)
     now = 0.0
     busy = False  # an apply is in progress (its end on the heap, or its commit being handled)
@@ -246,7 +246,7 @@ def _summary_without_ties(
                     hist[cq - read_visible(cut, cq + 1, workers)] += 1
                     pending[q] = read_count(cut, cq + 1, workers)
                 waited[q] += t - last[q]
-                push(heap, (t + durations[q * clocks + cq], q))
+                push(heap, (t + durations[q][cq], q))
             c += 1
             if c < clocks and enter(p):  # the committer reads at its own commit: it waits 0
                 if eager:
@@ -259,7 +259,7 @@ def _summary_without_ties(
                     cut = read_cutoff(policy, c + 1, staleness, slowest)
                     hist[c - read_visible(cut, c + 1, workers)] += 1
                     pending[p] = read_count(cut, c + 1, workers)
-                push(heap, (t + durations[p * clocks + c], p))
+                push(heap, (t + durations[p][c], p))
             if not waiting:
                 busy = False
                 break
@@ -276,11 +276,9 @@ def _summary_without_ties(
     return _totals(compute, waited, last, hist, spent, most), rows
 
 
-def _durations(config: Config, problem: Problem, compute: np.ndarray) -> list[float]:
-    """Per iteration, flat index ``p * clocks + (c - 1)``: pull, compute, push (the SimPy engine's sum)."""
-    cost = config.network.message_cost(problem.n_params)
-    push_cost = config.network.push_cost(problem.n_params)
-    return (cost + compute.reshape(-1) + push_cost).tolist()  # type: ignore[no-any-return]
+def _durations(config: Config, problem: Problem, compute: np.ndarray) -> np.ndarray:
+    """Per worker and iteration: pull, compute, push (the SimPy engine's sum)."""
+    return config.network.message_cost(problem.n_params) + compute + config.network.push_cost(problem.n_params)
 
 
 def _totals(compute: np.ndarray, waited: list[float], last: list[float], hist: list[int], spent: int, most: int) -> Totals:
@@ -311,7 +309,7 @@ def _run(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     tie_sensitive = policy != "lazy"
-    durations = _durations(config, problem, compute)
+    durations = _durations(config, problem, compute).reshape(-1).tolist()
     total = workers * clocks
     tick = max(1, total // 200)
     # per iteration, flat index p * clocks + (c - 1): typed buffers, which numpy then reads in place
