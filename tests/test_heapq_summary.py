@@ -98,6 +98,7 @@ RUNS = {  # speed, workers, apply time; whether two events fall at one instant
     "a zero-length iteration": (trace([[1.0, 0.0, 1.0]]), 1, 0.5, True),
     "a zero-length iteration, no apply time": (trace([[1.0, 0.0, 1.0]]), 1, 0.0, True),
     "a zero-length iteration after a queued apply": (trace([[1.0, 1.0, 1.0], [1.2, 0.0, 1.0]]), 2, 0.5, True),
+    "an apply time lost to rounding": ({"kind": "exponential", "mean": 1.0}, 5, 1e-20, True),
     "exponential speeds": ({"kind": "exponential", "mean": 1.0}, 5, 0.25, False),
     "exponential speeds, no apply time": ({"kind": "exponential", "mean": 1.0}, 5, 0.0, False),
 }

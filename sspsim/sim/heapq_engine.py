@@ -20,11 +20,14 @@ identical recordings on identical draws (a property test checks it):
 The SSP gate is the same :class:`~sspsim.ssp.ClockTable` the SimPy engine's server asks;
 reads follow :meth:`sspsim.server.ParameterServer.read` (counted, with no parameters).
 :func:`simulate_heapq` records every iteration; :func:`summarize_heapq` (runs with
-``trace = "summary"``) replays the same events and keeps only the summary's running totals.
+``trace = "summary"``) keeps only the summary's running totals, from a leaner loop that is exact
+while no two events fall at the same instant (one heap event per computation and at most one per
+apply, SimPy's same-instant order left out), or, after a tie, from these same events replayed.
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -75,8 +78,9 @@ def summarize_heapq(
     a worker has one iteration in flight, so one pending read count per worker suffices).
 
     It first runs :func:`_summary_without_ties`, a loop shaped like a minimal heapq loop that is
-    exact while no two events fall at the same instant; at the first tie it gives up and the exact
-    loop reruns the whole run (its progress reports resume where the fast loop's stopped).
+    exact while no two events fall at the same instant (continuous draws: almost surely); at the
+    first tie (constant speeds, trace replays, zero-length iterations) it gives up and the exact
+    loop reruns the whole run, its progress reports resuming where the fast loop's stopped.
     """
     _timing_only(config, problem)
     onward = _Onward(progress) if progress is not None else None
@@ -153,7 +157,8 @@ def _summary_without_ties(
 
     A tie shows itself as a popped time equal to the current instant: events due at one instant
     leave the heap one after another, and an event scheduled for the current instant (a
-    zero-length iteration) is popped at it.  Then SimPy's priorities and event ids decide the
+    zero-length iteration) is popped at it; an apply time too small to move the clock is refused
+    up front.  Then SimPy's priorities and event ids decide the
     queue's order and what each read sees, so the caller reruns the exact loop.
     ``fall_back=False`` carries on through ties (ordering them by worker), for tests.
     """
@@ -165,8 +170,14 @@ def _summary_without_ties(
     evaluator = Evaluator(problem, config, clocks)
     evaluator.rows.append(evaluator.row(None, 0.0, 0, 0))
     due, rows, row = evaluator.due, evaluator.rows, evaluator.row
-    durations = _durations(config, problem, compute).tolist()  # durations[p][c - 1]
+    spans = _durations(config, problem, compute)
     total = workers * clocks
+    # Every instant of the run lies in some computation or apply, so the run ends by the sum of their
+    # lengths; an apply time of at least one ulp there never ends an apply at the instant it starts
+    # (a tie the heap would not see, as such an apply's commit is handled on the spot).
+    if 0 < apply_time < math.ulp(2 * (float(spans.sum()) + total * apply_time)):
+        return None
+    durations = spans.tolist()  # durations[p][c - 1]
     tick = max(1, total // 200)
     eager, lazy = policy == "eager", policy == "lazy"
     # a read for iteration c + 1, in clock staleness c - visible and updates held: lazy reads do
@@ -189,7 +200,7 @@ def _summary_without_ties(
     clock_of, enter, begin, commit_to = table.clock, table.enter, table.begin, table.commit
     push, pop = heappush, heappop
     heap: list[tuple[float, int]] = []
-    for p in range(workers):  # time 0: everybody passes the gate and reads nothing
+    for p in range(workers):  # time 0: everybody passes the gate and reads nothing (staleness 0, no updates)
         enter(p)
         hist[0] += 1
         heap.append((durations[p][0], p))
