@@ -51,6 +51,7 @@ def heapq_configs(draw: st.DrawFn) -> dict[str, Any]:
     tied = draw(st.booleans())
     raw = draw(sim_configs(problems=("none",), max_workers=8, max_clocks=10,
                            speed_kinds=("constant", "trace") if tied else CONTINUOUS_KINDS))
+    raw["network"].pop("serve_time", None)  # a read queue runs on SimPy only
     policy = draw(st.sampled_from(["eager", "lazy", "push"]))  # each policy evenly, lazy with a finite s
     raw["consistency"] = {"staleness": draw(st.integers(0, 4) if policy == "lazy" else small_staleness),
                           "read_policy": policy}
@@ -149,3 +150,14 @@ def test_ties_change_the_summary_without_the_fall_back() -> None:
         assert carried_on[0].finish.tolist() == [4.0, 4.5] and want[0].finish.tolist() == [4.5, 4.0]
         assert _summary_without_ties(*args, None) is None
         assert same(summarize_heapq(*args), want)
+
+
+def test_a_read_queue_is_refused_before_the_fast_loop() -> None:
+    """Reads queued at the server (serve_time > 0) are SimPy's alone: summarize_heapq refuses them up front."""
+    config = sspsim.config_from_dict({
+        "run": {"clocks": 5, "trace": "summary"}, "problem": {"kind": "none"},
+        "workers": {"count": 3, "speed": {"kind": "exponential", "mean": 1.0}},
+        "network": {"apply_time": 0.1, "serve_time": 0.05},
+    })
+    with pytest.raises(ValueError, match="serve_time"):
+        summarize_heapq(*inputs(config))
