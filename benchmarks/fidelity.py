@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="a,b,c,d", help=f"comma-separated, of {','.join(CASES)}")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cal-clocks", type=int, default=20)
+    ap.add_argument("--cal-clocks", type=int, default=40, help="the profile's clocks (sspsim calibrate's default)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     args = ap.parse_args(argv)

@@ -89,8 +89,8 @@ class ProfileCosts:
 
     compute: np.ndarray  # per iteration after the first: (duration / factor) - injected draw
     warmup: float  # the first iteration's extra time, mean over workers
-    pull: float  # mean start_time - read_time
-    push: float  # mean commit_time - start_time - compute_time
+    pull: float  # mean start_time - read_time, iterations after the first
+    push: float  # mean commit_time - start_time - compute_time, iterations after the first
 
 
 def profile_costs(run: sspsim.Run) -> ProfileCosts:
@@ -100,8 +100,10 @@ def profile_costs(run: sspsim.Run) -> ProfileCosts:
     ``k`` the slowdown factor, ``base`` the injected draw, ``overshoot`` the sleep's lateness);
     the simulator draws ``k * (base + compute)``.  So ``compute = duration / k - base``: the real
     computation and the overshoot, both of which grow with the CPU load.  The first iteration
-    also waits for the worker's first request and pays first-call overheads; ``warmup`` is its
-    ``read_time`` plus its extra compute beyond the mean of the others, averaged over workers.
+    also waits for the worker's first request and pays first-call overheads (its first pull and
+    push take milliseconds more); ``warmup`` is its ``read_time`` plus its extra compute, pull
+    and push beyond the means of the later iterations, averaged over workers, and the pull and
+    push are those means.
     """
     from sspsim.speeds import base_times, slowdown_factors
 
@@ -117,13 +119,17 @@ def profile_costs(run: sspsim.Run) -> ProfileCosts:
         base, k = np.zeros(len(p)), np.ones(len(p))
     own = np.maximum(trace["compute_time"].to_numpy() / k - base, 0.0)
     first = c == 0
-    later = own[~first] if (~first).any() else own
-    typical = float(later.mean())
-    extra = trace["read_time"].to_numpy()[first] + k[first] * (own[first] - typical)
+    rest = ~first if (~first).any() else np.ones_like(first)
+
+    def typical(x: np.ndarray) -> float:
+        return float(x[rest].mean())
+
     pull = (trace["start_time"] - trace["read_time"]).to_numpy()
     push = (trace["commit_time"] - trace["start_time"] - trace["compute_time"]).to_numpy()
-    return ProfileCosts(compute=later, warmup=float(max(extra.mean(), 0.0)) if extra.size else 0.0,
-                        pull=float(pull.mean()), push=float(push.mean()))
+    extra = (trace["read_time"].to_numpy()[first] + k[first] * (own[first] - typical(own))
+             + (pull[first] - typical(pull)) + (push[first] - typical(push)))
+    return ProfileCosts(compute=own[rest], warmup=float(max(extra.mean(), 0.0)) if extra.size else 0.0,
+                        pull=typical(pull), push=typical(push))
 
 
 def replay_config(calibrated: Config, run: sspsim.Run) -> Config:

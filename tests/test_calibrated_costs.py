@@ -59,3 +59,35 @@ def test_the_new_keys_are_checked() -> None:
     for section, key in (("network", "receive_time"), ("workers", "warmup")):
         with pytest.raises(sspsim.ConfigError, match=f"{section}.{key}"):
             sspsim.config_from_dict({section: {key: -1.0}})
+
+
+def test_the_profile_splits_the_first_iteration_from_the_typical_one() -> None:
+    """``profile_costs`` on a hand-made trace (no injected delays): pull, push and compute are the
+    means of the iterations after the first; ``warmup`` is the first iteration's read time plus its
+    extra compute, pull and push beyond those means, averaged over workers."""
+    import types
+
+    import pandas as pd
+
+    from sspsim.real.calibrate import profile_costs
+
+    config = sspsim.config_from_dict({"run": {"clocks": 3}, "problem": {"kind": "none"},
+                                      "workers": {"count": 2, "speed": {"kind": "constant", "value": 0.0}},
+                                      "real": {"inject_delays": False}})
+    rows = []
+    for p in range(2):
+        t = 0.0
+        for c in (1, 2, 3):
+            first = c == 1
+            read = t + (0.004 * (p + 1) if first else 0.001)  # the first read waits for the start: 4 ms, 8 ms
+            pull, compute, push = (0.003, 0.020, 0.005) if first else (0.001, 0.010, 0.002)
+            start = read + pull
+            commit = start + compute + push
+            rows.append({"worker": p, "clock": c, "read_time": read, "start_time": start, "compute_time": compute,
+                         "commit_time": commit})
+            t = commit
+    run = types.SimpleNamespace(config=config, trace=pd.DataFrame(rows))
+    costs = profile_costs(run)  # type: ignore[arg-type]
+    assert costs.pull == pytest.approx(0.001) and costs.push == pytest.approx(0.002)
+    assert np.allclose(costs.compute, 0.010)
+    assert costs.warmup == pytest.approx(0.006 + 0.010 + 0.002 + 0.003)  # mean read 6 ms; compute, pull, push extras
