@@ -108,7 +108,7 @@ def simulate_events(
         **({"in_place": True} if lean and math_ else {}),
     )
     env = simpy.Environment()
-    apply_queue = simpy.Resource(env, capacity=1) if config.network.contention else None  # the server's one thread
+    apply_queue = simpy.Resource(env, capacity=1) if apply_time > 0 and serve_time == 0 else None  # (served: server_thread)
     evaluator = Evaluator(problem, config, clocks)
     evaluator.record(server, 0.0)
     table = server.table
@@ -205,13 +205,13 @@ def simulate_events(
             if progress is not None and done.commit_index % tick == 0:
                 progress(done.commit_index, total)
 
-    held: list[Read | None] = [None] * workers  # served: each worker's read of its iteration in flight
+    in_flight: list[Read | None] = [None] * workers  # served: each worker's read of its iteration in flight
     grads: list[np.ndarray | None] = [None] * workers  # and the gradient at it
 
     def serve(p: int) -> None:
         """The server begins sending worker p its read, now (the admission; the send keeps the
         server busy for ``serve_time``, while the pull's cost runs); the gradient is taken at once."""
-        read = held[p] = server.read(p, copy=copy_reads)
+        read = in_flight[p] = server.read(p, copy=copy_reads)
         at = p * clocks + read.iteration - 1
         admit[at] = env.now
         visible[at] = read.visible_clock
@@ -251,7 +251,7 @@ def simulate_events(
             index[at] = done.commit_index
             tau[at] = done.update_staleness
             step[at] = done.step
-            read = held[p]
+            read = in_flight[p]
             if audit is not None:
                 assert read is not None and read.params is not None and done.update is not None
                 audit.params[p, c - 1] = read.params
