@@ -219,3 +219,21 @@ def test_import_without_hypothesis() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'sspsim[dev]'" in proc.stdout
+
+
+@pytest.mark.parametrize("audit", [False, True])
+def test_a_run_too_large_to_replay_is_not_a_violation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit: bool) -> None:
+    """I5 without an audit log replays the run; beyond the replay's size limit that is a premise
+    it cannot meet (not applicable, naming the audit log), never "violated".  The audit log needs
+    no replay, so an audited run of the same size still holds."""
+    import sspsim.proofs_check.invariants as invariants
+
+    monkeypatch.setattr(invariants, "MAX_VALUES", 10)
+    config = sspsim.config_from_dict({"run": {"clocks": 4, "audit": audit}, "problem": {"kind": "logistic"},
+                                      "workers": {"count": 2, "speed": {"kind": "exponential", "mean": 1.0}}})
+    run = sspsim.simulate(config, tmp_path / "run")
+    verdict = assert_run_satisfies(run, "ssp.I5_replay")[0]
+    if audit:
+        assert verdict.outcome.value == "holds"
+    else:
+        assert verdict.outcome.value == "not_applicable" and "audit" in str(verdict.to_dict())
