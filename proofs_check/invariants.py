@@ -280,10 +280,9 @@ class Limits(Theorem[RunData]):
         # each clock's updates are applied one by one in the run's commit order, x <- x + (-eta d), as a
         # server applies them: the same sum in the same order, so rounding cannot grow apart (it does,
         # chaotically, on a network trained for many clocks, when the order differs)
-        order = np.lexsort((rd.trace_table["commit_index"].to_numpy(), rd.clock)) if rd.has("commit_index") else None
-        by_clock = [[] for _ in range(C + 1)] if order is not None else None
-        if by_clock is not None:
-            for r in order:
+        by_clock: list[list[int]] = [[] for _ in range(C + 1)]  # workers in commit order, per clock
+        if rd.has("commit_index"):
+            for r in np.lexsort((rd.trace_table["commit_index"].to_numpy(), rd.clock)):
                 by_clock[int(rd.clock[r])].append(int(rd.worker[r]))
         for c in range(1, C + 1):
             updates: dict[int, np.ndarray] = {}
@@ -295,7 +294,7 @@ class Limits(Theorem[RunData]):
                     g = g if previous is None else g + beta * previous
                     directions[p] = g
                 updates[p] = -step(P * (c - 1) + p + 1, 0) * g
-            applied = by_clock[c] if by_clock is not None and len(by_clock[c]) == P else range(P)
+            applied = by_clock[c] if len(by_clock[c]) == P else range(P)
             for p in applied:
                 x = x + updates[p]
         expected = reference[rd.worker, rd.clock - 1]
